@@ -47,6 +47,8 @@ def compare(ref_opt, ref_sched, our_opt, our_sched, steps: int, momentum: bool =
                 ma, mb = momentum_of(ga), momentum_of(gb)
                 assert close(ma, mb), f"momentum differs at step {t}, group {g}: {ma} vs {mb}"
         assert all(close(x, y) for x, y in zip(ref_sched.get_last_lr(), our_sched.get_last_lr()))
+        if t == steps - 1:
+            break
         ref_opt.step()
         ref_sched.step()
         our_opt.step()

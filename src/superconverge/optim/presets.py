@@ -12,21 +12,20 @@ switch is a one-line change. Deliberate differences from PyTorch, all documented
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Literal
 
 from torch.optim import Optimizer
 
 from superconverge.optim.adapter import Scheduler
+from superconverge.schedules import published
 from superconverge.schedules import (
-    Anneal,
     Constant,
     Join,
     cosine,
     cyclical,
     exponential_decay,
-    join_fractions,
+    fastai_one_cycle,
     linear,
     multistep,
     one_cycle,
@@ -185,18 +184,11 @@ def fit_one_cycle(
     pct_start: float = 0.25,
     moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
 ) -> Scheduler:
-    """fastai's ``fit_one_cycle``: two cosines joined at ``pct_start`` of the run.
-
-    At step ``i`` of ``T``, progress is ``i / T``; LR goes ``lr_max/div -> lr_max ->
-    lr_max/div_final``, momentum ``moms[0] -> moms[1] -> moms[2]``.
-    """
-    T = require_steps("total_steps", total_steps)
+    """fastai's ``fit_one_cycle`` (see :func:`superconverge.schedules.fastai_one_cycle`)."""
     peaks = _per_group("lr_max", lr_max, optimizer)
-    fr = [pct_start, 1.0 - pct_start]
-    lr = [join_fractions([Anneal(p / div, p, 1.0, "cos"), Anneal(p, p / div_final, 1.0, "cos")], fr, T)
-          for p in peaks]
-    mom = join_fractions([Anneal(moms[0], moms[1], 1.0, "cos"), Anneal(moms[1], moms[2], 1.0, "cos")], fr, T)
-    return Scheduler(optimizer, {"lr": lr, "momentum": mom})
+    policies = [fastai_one_cycle(total_steps, p, div=div, div_final=div_final, pct_start=pct_start,
+                                 moms=moms) for p in peaks]
+    return Scheduler(optimizer, {k: [p[k] for p in policies] for k in policies[0]})
 
 
 def hf_wsd(
@@ -210,33 +202,12 @@ def hf_wsd(
     min_lr_ratio: float = 0.0,
     num_cycles: float = 0.5,
 ) -> Scheduler:
-    """Hugging Face's ``get_wsd_schedule``: warmup, stable, decay, relative to each group's LR."""
-    if num_stable_steps is None:
-        if num_training_steps is None:
-            raise ValueError("give num_training_steps or num_stable_steps")
-        num_stable_steps = num_training_steps - num_warmup_steps - num_decay_steps
-    if num_stable_steps < 0:
-        raise ValueError(
-            f"warmup ({num_warmup_steps}) + decay ({num_decay_steps}) steps exceed the "
-            f"{num_training_steps} training steps: the phases overlap"
-        )
+    """Hugging Face's ``get_wsd_schedule``, relative to each group's own LR."""
     if num_cycles != 0.5:
         raise ValueError("only num_cycles=0.5 (one half-cosine down) is supported")
-    warm = {"linear": ("linear", 1.0), "cosine": ("cos", 1.0), "1-sqrt": ("poly", 0.5)}
-    decay = {"linear": ("linear", 1.0), "cosine": ("cos", 1.0), "1-sqrt": ("sqrt", 1.0)}
-    if warmup_type not in warm or decay_type not in decay:
-        raise ValueError("warmup_type and decay_type must be 'linear', 'cosine' or '1-sqrt'")
-    lo = min_lr_ratio
-    phases = [
-        (num_warmup_steps, Anneal(lo, 1.0, max(1, num_warmup_steps), *warm[warmup_type])),
-        (num_stable_steps, Constant(1.0)),
-        (num_decay_steps, Anneal(1.0, lo, max(1, num_decay_steps), *decay[decay_type])),
-    ]
-    phases = [(float(n), part) for n, part in phases if n > 0]
-    parts = tuple(part for _, part in phases) + (Constant(lo),)
-    starts = tuple(itertools.accumulate(n for n, _ in phases))
-    total = starts[-1] if starts else None
-    return Scheduler(optimizer, {"lr": Join(parts, starts, total)}, scale={"lr": "initial"})
+    sched = published.hf_wsd(num_warmup_steps, num_decay_steps, num_training_steps, num_stable_steps,
+                             warmup_type=warmup_type, decay_type=decay_type, min_lr_ratio=min_lr_ratio)
+    return Scheduler(optimizer, {"lr": sched}, scale={"lr": "initial"})
 
 
 PRESETS = {
