@@ -1,0 +1,17 @@
+"""The ``superconverge`` command line: one module per command, each thin."""
+
+from __future__ import annotations
+
+import click
+
+from superconverge import __version__
+from superconverge.cli.schedule import schedule
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="superconverge")
+def main() -> None:
+    """LR range tests, 1cycle and every hyperparameter schedule for PyTorch."""
+
+
+main.add_command(schedule)
