@@ -170,6 +170,11 @@ class Scheduler(LRScheduler):
             ]
         self._apply()
 
+    @property
+    def metric_driven(self) -> bool:
+        """Whether some key follows a plateau and so wants ``observe(metric)``."""
+        return bool(self._plateau)
+
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
         return list(self._last_lr)
 

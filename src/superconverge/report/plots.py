@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def plot_curves(values: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "",
-                xlabel: str = "optimizer step", log_keys: Sequence[str] = ()) -> Path:
+                xlabel: str = "optimizer step", log_keys: Sequence[str] = (), sharex: bool = True) -> Path:
     """One panel per hyperparameter, stacked, sharing the step axis; saved as PNG."""
     import matplotlib
 
@@ -15,7 +15,7 @@ def plot_curves(values: Mapping[str, Sequence[float]], path: str | Path, *, titl
     import matplotlib.pyplot as plt
 
     keys = list(values)
-    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys) + 0.6), sharex=sharex, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         ax.plot(range(len(values[key])), values[key], lw=1.6)
         ax.set_ylabel(key)

@@ -1,0 +1,248 @@
+"""The fit loop: any model, optimizer and schedules; checkpoints that resume exactly.
+
+One optimizer step = ``accumulate`` batches (the last partial group of an epoch steps
+too). The loop writes every scheduled value into the optimizer each step through
+:class:`~superconverge.optim.Scheduler`, so resuming needs only the step number, which
+the checkpoint holds with everything else (weights, optimizer, EMA, RNGs, history).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from superconverge.optim import Scheduler
+from superconverge.schedules import Schedule
+from superconverge.train import checkpoint as ckpt
+from superconverge.train import distributed as dist
+from superconverge.train.feed import Feed
+from superconverge.train.runtime import Precision, autocast, pick_device, resolve_precision
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CHECKPOINT = "checkpoint.pt"
+
+
+class DivergedError(RuntimeError):
+    """Training stopped because the loss became non-finite or exploded."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to run a fit; what to train is given by the objects passed to :func:`fit`."""
+
+    device: str = "auto"
+    precision: Precision = "auto"  # bf16 autocast on CPU and capable GPUs, fp16 on others
+    channels_last: bool = True
+    accumulate: int = 1  # batches per optimizer step
+    grad_clip: float | None = None  # max global gradient norm
+    label_smoothing: float = 0.0  # used by the default cross-entropy loss
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
+    divergence_factor: float = 10.0  # stop when the smoothed loss exceeds this x its best
+    checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at epoch ends only)
+    plateau_metric: Literal["test_loss", "test_accuracy", "train_loss"] = "test_loss"
+    progress: bool = True
+
+
+@dataclass
+class History:
+    """Per-step and per-epoch records, plain data so that checkpoints and reports can hold them."""
+
+    steps: list[dict[str, float]] = field(default_factory=list)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class _Position:
+    epoch: int = 0
+    batch: int = 0  # next batch within the epoch
+    step: int = 0  # optimizer steps done
+    seconds: float = 0.0  # training time before this process started
+    best_loss: float = math.inf
+    smooth: float = 0.0
+
+
+def steps_per_epoch(feed: Feed, accumulate: int) -> int:
+    return math.ceil(len(feed) / accumulate)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    policy: Mapping[str, Schedule] | Scheduler,
+    train: Feed,
+    *,
+    epochs: int,
+    test: Feed | None = None,
+    loss_fn: LossFn | None = None,
+    options: FitOptions = FitOptions(),
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> History:
+    """Train ``model`` for ``epochs`` over ``train``, evaluating on ``test`` after each epoch.
+
+    With ``run_dir`` a checkpoint is written atomically at every epoch end (and every
+    ``options.checkpoint_every`` steps); ``resume=True`` continues from it exactly.
+    Raises :class:`DivergedError` naming the step and LR when the loss blows up; the
+    last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
+    """
+    device = pick_device(options.device)
+    precision = resolve_precision(options.precision, device)
+    model.to(device)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
+    sched = policy if isinstance(policy, Scheduler) else Scheduler(optimizer, policy)
+    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(out, y, label_smoothing=options.label_smoothing))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True) \
+        if options.ema_decay else None
+    net = dist.wrap(model)
+    history, pos = History(), _Position()
+    path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
+    if resume:
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
+        pos, history = _restore(ckpt.load(path), model, optimizer, sched, ema)
+
+    per_epoch = len(train)
+    started = time.perf_counter() - pos.seconds
+    while pos.epoch < epochs:
+        net.train()
+        sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+        batches = _progress(train(pos.epoch, pos.batch, dist.shard()), per_epoch, pos, options.progress)
+        for x, y in batches:
+            x, y = _to(x, device, options.channels_last), y.to(device, non_blocking=True)
+            with autocast(device, precision):
+                out = net(x)
+                loss = loss_fn(out, y)
+            (loss / _group_size(pos.batch, per_epoch, options.accumulate)).backward()
+            value = loss.item()
+            sums += torch.tensor([value * len(y), (out.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+            pos.batch += 1
+            if pos.batch % options.accumulate and pos.batch < per_epoch:
+                continue  # keep accumulating gradients
+            lrs = sched.get_last_lr()
+            _guard(value, pos, options.divergence_factor, lrs[0], path)
+            if options.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            row = {"step": pos.step, "epoch": pos.epoch, "loss": value, "lr": lrs[0]}
+            row.update({k: v[0] for k, v in sched.values_at(pos.step).items() if k != "lr"})
+            history.steps.append(row)
+            pos.step += 1
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            if hasattr(batches, "set_postfix"):
+                batches.set_postfix(loss=f"{pos.smooth:.3f}", lr=f"{lrs[0]:.3g}", refresh=False)
+            if path and options.checkpoint_every and pos.step % options.checkpoint_every == 0 \
+                    and pos.batch < per_epoch:
+                _save(path, model, optimizer, sched, ema, pos, history, started)
+        train_loss, train_correct, seen = dist.all_sum(sums).tolist()
+        row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
+        if test is not None:
+            test_loss, test_acc = evaluate(ema.module if ema else model, test, loss_fn, device=device,
+                                           precision=precision, channels_last=options.channels_last)
+            row.update(test_loss=test_loss, test_accuracy=test_acc)
+        row["seconds"] = time.perf_counter() - started
+        history.epochs.append(row)
+        if on_epoch is not None and dist.rank() == 0:
+            on_epoch(row)
+        if sched.metric_driven:
+            sched.observe(row[options.plateau_metric])
+        pos.epoch, pos.batch = pos.epoch + 1, 0
+        if path:
+            _save(path, model, optimizer, sched, ema, pos, history, started)
+    return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Feed, loss_fn: LossFn | None = None, *, device: torch.device | None = None,
+             precision: Precision = "fp32", channels_last: bool = True, flip_tta: bool = False) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` over one pass of ``data``; ``flip_tta`` averages with mirrored inputs."""
+    loss_fn = loss_fn or F.cross_entropy
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for x, y in data(0, 0, dist.shard()):
+        x, y = _to(x, device, channels_last), y.to(device)
+        with autocast(device, precision):
+            out = model(x).float()
+            if flip_tta:
+                out = (out + model(x.flip(3)).float()) / 2
+        sums += torch.tensor([loss_fn(out, y).item() * len(y), (out.argmax(1) == y).sum().item(), len(y)],
+                             dtype=torch.float64)
+    model.train(was_training)
+    loss, correct, n = dist.all_sum(sums).tolist()
+    return loss / n, correct / n
+
+
+def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def _group_size(batch: int, per_epoch: int, accumulate: int) -> int:
+    """Batches in the accumulation group that ``batch`` belongs to (the last may be short)."""
+    start = batch - batch % accumulate
+    return min(accumulate, per_epoch - start)
+
+
+def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | None) -> None:
+    """Stop on a non-finite or exploding loss, naming the step and learning rate."""
+    keep = f" The last good checkpoint is {path}." if path is not None and path.is_file() else ""
+    if not math.isfinite(loss):
+        raise DivergedError(f"the loss is {loss} at step {pos.step} (epoch {pos.epoch}, lr {lr:.4g}): "
+                            f"training diverged; lower the learning rate.{keep}")
+    pos.smooth = 0.98 * pos.smooth + 0.02 * loss
+    smooth = pos.smooth / (1 - 0.98 ** (pos.step + 1))
+    if pos.step >= 10 and smooth > factor * pos.best_loss:
+        raise DivergedError(f"the loss exploded to {smooth:.4g} (best {pos.best_loss:.4g}) at step {pos.step} "
+                            f"(epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{keep}")
+    pos.best_loss = min(pos.best_loss, smooth)
+
+
+def _progress(batches: Any, total: int, pos: _Position, enabled: bool) -> Any:
+    if not enabled or dist.rank() != 0:
+        return batches
+    from tqdm.auto import tqdm
+
+    return tqdm(batches, total=total, initial=pos.batch, desc=f"epoch {pos.epoch + 1}", leave=False,
+                dynamic_ncols=True)
+
+
+def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
+          ema: AveragedModel | None, pos: _Position, history: History, started: float) -> None:
+    if dist.rank() != 0:
+        return
+    ckpt.save(path, {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": sched.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "position": {**vars(pos), "seconds": time.perf_counter() - started},
+        "history": {"steps": history.steps, "epochs": history.epochs},
+        "rng": ckpt.rng_state(),
+    })
+
+
+def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
+             ema: AveragedModel | None) -> tuple[_Position, History]:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    if ema is not None and state["ema"] is not None:
+        ema.load_state_dict(state["ema"])
+    ckpt.set_rng_state(state["rng"])
+    history = History([dict(r) for r in state["history"]["steps"]], [dict(r) for r in state["history"]["epochs"]])
+    return _Position(**state["position"]), history

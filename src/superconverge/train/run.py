@@ -1,0 +1,156 @@
+"""A whole run from a :class:`TrainConfig` into a run directory: data, model, fit, records, plots.
+
+The run directory holds ``config.toml``, ``checkpoint.pt``, ``history.csv`` (per epoch),
+``steps.jsonl`` (per optimizer step), ``curves.png``, ``schedule.png`` and
+``summary.json``. Nothing in an existing run directory is overwritten without ``force``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from superconverge import __version__
+from superconverge.train import distributed as dist
+from superconverge.train.augment import Augment
+from superconverge.train.cifar import Cifar10, load_cifar10, load_sample
+from superconverge.train.feed import ArrayFeed
+from superconverge.train.loop import CHECKPOINT, FitOptions, History, fit, steps_per_epoch
+from superconverge.train.models import build_model
+from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_toml
+from superconverge.train.runtime import build_optimizer, threads
+
+CONFIG = "config.toml"
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked (exists, holds no run, holds another run)."""
+
+
+def load_data(spec: str) -> Cifar10:
+    """``sample`` (shipped with the package), ``download`` (official archive) or a path."""
+    if spec == "sample":
+        return load_sample()
+    if spec == "download":
+        return load_cifar10(None)
+    return load_cifar10(spec)
+
+
+def balanced_subset(labels: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the first ``n`` examples taken class by class in turn (deterministic)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    order = np.stack([idx[: min(map(len, per_class))] for idx in per_class], axis=1).reshape(-1)
+    return np.sort(order[:n])
+
+
+def feeds(config: TrainConfig, data: Cifar10) -> tuple[ArrayFeed, ArrayFeed]:
+    """(train, test) feeds: augmented and shuffled by the run's seed / plain and in order."""
+    images, labels = data.train_images, data.train_labels
+    if config.train_subset is not None:
+        keep = balanced_subset(labels, config.train_subset)
+        images, labels = images[keep], labels[keep]
+    augment = Augment(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+    train = ArrayFeed(torch.from_numpy(images), torch.from_numpy(labels), config.batch_size, augment=augment,
+                      seed=config.seed, channels_last=config.channels_last)
+    test = ArrayFeed(torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels),
+                     min(1000, len(data.test_labels)), shuffle=False, channels_last=config.channels_last)
+    return train, test
+
+
+def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) -> TrainConfig:
+    """Check ``out`` for a new run (empty or ``force``) or a resume; returns the config to run."""
+    if resume:
+        if not (out / CONFIG).is_file() or not (out / CHECKPOINT).is_file():
+            raise RunDirError(f"{out} holds no run to resume (no {CONFIG} and {CHECKPOINT}); "
+                              "start a new run with --out instead")
+        saved = load_toml(out / CONFIG)
+        if config.model != saved.model:
+            raise RunDirError(f"{out} holds a {saved.model} run, but {config.model} was asked for; "
+                              f"resume with --model {saved.model} or start a new run")
+        return saved
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise RunDirError(f"{out} already exists and is not empty; choose another --out, "
+                              "continue it with --resume, or pass --force to overwrite it")
+        if dist.rank() == 0:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(to_toml(config, f"superconverge {__version__} training run"))
+    return config
+
+
+def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+          progress: bool = True, on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Run ``config`` into ``out``; returns the summary also written to ``summary.json``."""
+    out = Path(out)
+    config = prepare_dir(out, config, resume=resume, force=force)
+    started = time.perf_counter()
+    data = load_data(config.data)
+    train_feed, test_feed = feeds(config, data)
+    with threads(config.threads):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, num_classes=len(data.classes))
+        per_epoch = steps_per_epoch(train_feed, config.accumulate)
+        policy = build_policy(config, per_epoch)
+        optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.max_lr,
+                                    momentum=config.momentum, weight_decay=config.weight_decay)
+        options = FitOptions(device=config.device, precision=config.precision,  # type: ignore[arg-type]
+                             channels_last=config.channels_last, accumulate=config.accumulate,
+                             grad_clip=config.grad_clip, label_smoothing=config.label_smoothing,
+                             ema_decay=config.ema_decay, checkpoint_every=config.checkpoint_every,
+                             plateau_metric=config.plateau_metric, progress=progress)  # type: ignore[arg-type]
+        fit_started = time.perf_counter()
+        history = fit(model, optimizer, policy, train_feed, epochs=config.epochs, test=test_feed,
+                      options=options, run_dir=out, resume=resume, on_epoch=on_epoch)
+    summary = summarize(config, history, per_epoch, time.perf_counter() - started,
+                        time.perf_counter() - fit_started)
+    if dist.rank() == 0:
+        write_records(out, history, summary)
+    return summary
+
+
+def summarize(config: TrainConfig, history: History, per_epoch: int, wall: float, fit_wall: float) -> dict[str, Any]:
+    last = history.epochs[-1]
+    return {
+        "test_accuracy": last.get("test_accuracy"),
+        "test_loss": last.get("test_loss"),
+        "train_loss": last["train_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "epochs": len(history.epochs),
+        "steps": len(history.steps),
+        "steps_per_epoch": per_epoch,
+        "train_seconds": last["seconds"],
+        "wall_seconds": wall,
+        "model": config.model,
+        "max_lr": config.max_lr,
+        "version": __version__,
+    }
+
+
+def write_records(out: Path, history: History, summary: dict[str, Any]) -> None:
+    """history.csv, steps.jsonl, curves.png, schedule.png and summary.json."""
+    from superconverge.report.plots import plot_curves
+
+    with open(out / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history.epochs[0]))
+        writer.writeheader()
+        writer.writerows(history.epochs)
+    with open(out / "steps.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in history.steps)
+    curves = {"train loss (per step)": [r["loss"] for r in history.steps]}
+    if "test_accuracy" in history.epochs[0]:
+        curves["test accuracy (per epoch)"] = [r["test_accuracy"] for r in history.epochs]
+    plot_curves(curves, out / "curves.png", title="training", xlabel="", sharex=False)
+    keys = [k for k in history.steps[0] if k not in ("step", "epoch", "loss")]
+    plot_curves({k: [r[k] for r in history.steps] for k in keys}, out / "schedule.png", title="schedule")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

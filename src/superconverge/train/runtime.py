@@ -1,0 +1,98 @@
+"""Where and how a run computes: device, precision, threads, optimizers by name."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "nadam")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but no GPU is visible; use --device cpu or auto")
+    return device
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
+    """``auto``: bf16 autocast where the hardware computes bf16 natively, fp16 on older GPUs, else fp32.
+
+    On a CPU without native bf16 (no AVX-512 BF16 or AMX), bf16 autocast is emulated and
+    several times slower than fp32 (docs/BENCHMARKS.md), so ``auto`` keeps fp32 there.
+    """
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+    if precision != "auto":
+        if precision == "fp16" and device.type == "cpu":
+            raise ValueError("fp16 autocast is for GPUs; use bf16 or fp32 on the CPU")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN computes bf16 natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    """The autocast context for a forward pass (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads (``None`` leaves torch's choice), restoring it after."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_optimizer(
+    name: str,
+    params: Iterable[nn.Parameter] | Iterable[dict],
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
+    """SGD (momentum), Nesterov SGD, Adam, AdamW or NAdam by name."""
+    key = name.lower()
+    if key not in OPTIMIZERS:
+        close = difflib.get_close_matches(key, OPTIMIZERS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown optimizer {name!r}; {hint}choices: {', '.join(OPTIMIZERS)}")
+    if key in ("sgd", "nesterov"):
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                               nesterov=key == "nesterov")
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "nadam": torch.optim.NAdam}[key]
+    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay)
