@@ -6,6 +6,7 @@ import click
 
 from superconverge import __version__
 from superconverge.cli.schedule import schedule
+from superconverge.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -15,3 +16,4 @@ def main() -> None:
 
 
 main.add_command(schedule)
+main.add_command(train)

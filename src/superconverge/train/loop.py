@@ -68,6 +68,7 @@ class _Position:
     seconds: float = 0.0  # training time before this process started
     best_loss: float = math.inf
     smooth: float = 0.0
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # this epoch: loss*n, correct, n
 
 
 def steps_per_epoch(feed: Feed, accumulate: int) -> int:
@@ -116,7 +117,7 @@ def fit(
     started = time.perf_counter() - pos.seconds
     while pos.epoch < epochs:
         net.train()
-        sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+        sums = torch.tensor(pos.sums, dtype=torch.float64)  # a resumed epoch keeps its counts
         batches = _progress(train(pos.epoch, pos.batch, dist.shard()), per_epoch, pos, options.progress)
         for x, y in batches:
             x, y = _to(x, device, options.channels_last), y.to(device, non_blocking=True)
@@ -143,9 +144,11 @@ def fit(
             if ema is not None:
                 ema.update_parameters(model)
             if hasattr(batches, "set_postfix"):
-                batches.set_postfix(loss=f"{pos.smooth:.3f}", lr=f"{lrs[0]:.3g}", refresh=False)
+                smooth = pos.smooth / (1 - 0.98**pos.step)  # debiased, as in _guard
+                batches.set_postfix(loss=f"{smooth:.3f}", lr=f"{lrs[0]:.3g}", refresh=False)
             if path and options.checkpoint_every and pos.step % options.checkpoint_every == 0 \
                     and pos.batch < per_epoch:
+                pos.sums = sums.tolist()
                 _save(path, model, optimizer, sched, ema, pos, history, started)
         train_loss, train_correct, seen = dist.all_sum(sums).tolist()
         row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
@@ -159,7 +162,7 @@ def fit(
             on_epoch(row)
         if sched.metric_driven:
             sched.observe(row[options.plateau_metric])
-        pos.epoch, pos.batch = pos.epoch + 1, 0
+        pos.epoch, pos.batch, pos.sums = pos.epoch + 1, 0, [0.0, 0.0, 0.0]
         if path:
             _save(path, model, optimizer, sched, ema, pos, history, started)
     return history

@@ -1,0 +1,96 @@
+"""``superconverge train``: run a recipe from flags and/or a TOML config into a run directory."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from superconverge.train.recipe import FIELDS, SCHEDULES, TrainConfig, from_dict, load_toml
+
+# flag -> config key, for the settings people change most; --set covers every other key.
+FLAGS: list[tuple[str, str, type, str]] = [
+    ("--model", "model", str, "Model name (resnet20, resnet56, resnet9, preact_resnet18, tiny, ...)."),
+    ("--data", "data", str, "CIFAR-10: 'sample' (shipped), 'download', or a path (archive, folder, .tar.gz)."),
+    ("--epochs", "epochs", int, "Epochs to train."),
+    ("--batch-size", "batch_size", int, "Examples per batch."),
+    ("--optimizer", "optimizer", str, "sgd, nesterov, adam, adamw or nadam."),
+    ("--schedule", "schedule", str, f"One of: {', '.join(SCHEDULES)}."),
+    ("--max-lr", "max_lr", float, "Peak learning rate of the 1cycle (initial LR for decays)."),
+    ("--pct-start", "pct_start", float, "Fraction of the run spent warming up (1cycle)."),
+    ("--weight-decay", "weight_decay", float, "Weight decay."),
+    ("--train-subset", "train_subset", int, "Train on this many images (class-balanced)."),
+    ("--seed", "seed", int, "Seed for weights, data order and augmentation."),
+    ("--threads", "threads", int, "Intra-op CPU threads."),
+    ("--precision", "precision", str, "auto, bf16, fp16 or fp32."),
+    ("--device", "device", str, "auto, cpu or cuda[:N]."),
+    ("--checkpoint-every", "checkpoint_every", int, "Also checkpoint every N optimizer steps."),
+]
+
+
+def config_options(f: Any) -> Any:
+    for flag, key, kind, help_ in reversed(FLAGS):
+        f = click.option(flag, key, type=kind, default=None, help=help_)(f)
+    return f
+
+
+def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> TrainConfig:
+    """Config file, then --set KEY=VALUE, then explicit flags (later wins)."""
+    base = load_toml(config_file) if config_file else TrainConfig()
+    changes: dict[str, Any] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            changes[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            changes[key.strip()] = raw  # a bare word is a string
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(changes, base)
+
+
+@click.command("train")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config (e.g. from tune).")
+@config_options
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=f"Any config key: {', '.join(FIELDS)}.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to create.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty --out directory.")
+@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+def train(config_file, sets, out, resume_dir, force, quiet, **overrides) -> None:
+    """Train a model with 1cycle (or another schedule) and write a run directory."""
+    from superconverge.train import distributed
+    from superconverge.train.run import train as run_training
+
+    if bool(out) == bool(resume_dir):
+        raise click.UsageError("give exactly one of --out DIR (new run) or --resume DIR")
+    distributed.setup_from_env()
+    try:
+        config = resolve(config_file, overrides, sets)
+        if resume_dir and overrides.get("model") is None:
+            config = config.replace(model=load_toml(Path(resume_dir) / "config.toml").model) \
+                if (Path(resume_dir) / "config.toml").is_file() else config
+        total = config.epochs
+        summary = run_training(config, out or resume_dir, resume=bool(resume_dir), force=force,
+                               progress=not quiet, on_epoch=None if quiet else _epoch_line(total))
+    except (ValueError, FileNotFoundError) as err:
+        raise click.UsageError(str(err)) from err
+    except RuntimeError as err:  # divergence: the message names the step and LR
+        raise click.ClickException(str(err)) from err
+    if distributed.rank() == 0:
+        acc = summary["test_accuracy"]
+        click.echo(f"test accuracy {acc:.4f} after {summary['epochs']} epochs ({summary['steps']} steps, "
+                   f"{summary['train_seconds']:.0f} s of training)")
+        click.echo(f"run directory: {out or resume_dir} (summary.json, history.csv, curves.png, schedule.png)")
+
+
+def _epoch_line(total: int):
+    def show(row: dict[str, float]) -> None:
+        test = f"  test loss {row['test_loss']:.3f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else ""
+        click.echo(f"epoch {int(row['epoch']) + 1}/{total}  train loss {row['train_loss']:.3f} "
+                   f"acc {row['train_accuracy']:.4f}{test}  {row['seconds']:.0f} s")
+
+    return show

@@ -1,0 +1,110 @@
+"""The fit loop: learning, accumulation, history, divergence guard, evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from superconverge.schedules import constant, join, one_cycle
+from superconverge.train import checkpoint as ckpt
+from superconverge.train.feed import ArrayFeed, LoaderFeed
+from superconverge.train.loop import DivergedError, FitOptions, evaluate, fit, steps_per_epoch
+
+OPTS = FitOptions(progress=False, precision="fp32")
+
+
+def blobs(n=256, seed=0):
+    """Ten classes, each a fixed random 8x8 image plus noise: a task a small net learns in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    prototypes = torch.randint(0, 200, (10, 8, 8, 3), generator=torch.Generator().manual_seed(99))
+    labels = torch.arange(n) % 10
+    noise = torch.randint(0, 56, (n, 8, 8, 3), generator=g)
+    return (prototypes[labels] + noise).to(torch.uint8), labels
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def test_fit_learns_and_records_history():
+    images, labels = blobs()
+    train = ArrayFeed(images, labels, 32, seed=1)
+    test = ArrayFeed(*blobs(seed=5), 64, shuffle=False)  # fresh noise: held-out examples
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    history = fit(model, opt, one_cycle(3 * len(train), 0.05), train, epochs=3, test=test, options=OPTS)
+    assert len(history.steps) == 3 * len(train)
+    assert [r["epoch"] for r in history.epochs] == [0, 1, 2]
+    assert history.epochs[-1]["test_accuracy"] > 0.9
+    assert history.steps[0]["lr"] == pytest.approx(0.05 / 25)
+    assert {"momentum", "loss"} <= set(history.steps[0])
+
+
+def test_accumulation_steps_once_per_group_and_on_the_last_partial_group():
+    images, labels = blobs(n=320)
+    train = ArrayFeed(images, labels, 32)  # 10 batches per epoch
+    assert steps_per_epoch(train, 4) == 3
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    options = FitOptions(progress=False, precision="fp32", accumulate=4)
+    history = fit(model, opt, one_cycle(2 * 3, 0.1), train, epochs=2, options=options)
+    assert len(history.steps) == 6
+
+
+def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(tmp_path):
+    images, labels = blobs()
+    train = ArrayFeed(images, labels, 32)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    per_epoch = len(train)
+    policy = {"lr": join([constant(0.01), constant(1e6)], [per_epoch])}
+    with pytest.raises(DivergedError, match=r"at step \d+ \(epoch 1, lr 1e\+06\).*last good checkpoint"):
+        fit(model, opt, policy, train, epochs=3, options=OPTS, run_dir=tmp_path)
+    saved = ckpt.load(tmp_path / "checkpoint.pt")
+    assert saved["position"]["epoch"] == 1 and saved["position"]["step"] == per_epoch
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def test_nan_loss_stops_at_once():
+    images, labels = blobs()
+    model = mlp()
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(DivergedError, match="the loss is nan at step 0"):
+        fit(model, opt, {"lr": constant(0.01)}, ArrayFeed(images, labels, 32), epochs=1, options=OPTS)
+
+
+def test_loader_feed_takes_any_dataset():
+    images, labels = blobs()
+    x = (images.permute(0, 3, 1, 2).float() / 255)
+    dataset = torch.utils.data.TensorDataset(x, labels)
+    feed = LoaderFeed(dataset, batch_size=32, seed=3)
+    assert len(feed) == 8
+    first = [y.tolist() for _, y in feed(0)]
+    assert first == [y.tolist() for _, y in feed(0)]  # order depends only on (seed, epoch)
+    assert first != [y.tolist() for _, y in feed(1)]
+    assert [y.tolist() for _, y in feed(0, start_batch=5)] == first[5:]
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    history = fit(model, opt, one_cycle(2 * len(feed), 0.05), feed, epochs=2, options=OPTS)
+    assert math.isfinite(history.epochs[-1]["train_loss"])
+
+
+def test_evaluate_with_flip_tta():
+    images, labels = blobs()
+    model = mlp()
+    test = ArrayFeed(images, labels, 64, shuffle=False)
+    loss, acc = evaluate(model, test, device=torch.device("cpu"))
+    loss_tta, acc_tta = evaluate(model, test, device=torch.device("cpu"), flip_tta=True)
+    assert 0 <= acc <= 1 and 0 <= acc_tta <= 1 and loss > 0 and loss_tta > 0
+
+
+def test_batch_larger_than_the_data_is_refused():
+    images, labels = blobs(n=100)
+    with pytest.raises(ValueError, match="batch size 128 is larger than the data set \\(100 examples\\)"):
+        ArrayFeed(images, labels, 128)
