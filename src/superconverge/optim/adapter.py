@@ -69,12 +69,10 @@ def _read(group: Mapping[str, Any], where: tuple[str, int | None]) -> float:
     return float(value)
 
 
-def _write(group: dict[str, Any], where: tuple[str, int | None], value: float) -> None:
-    key, idx = where
+def _write(group: dict[str, Any], key: str, idx: int | None, value: float) -> None:
     if idx is not None:
-        betas = list(group[key])
-        betas[idx] = value
-        group[key] = tuple(betas)
+        betas = group[key]
+        group[key] = (value, betas[1]) if idx == 0 else (betas[0], value)
     elif isinstance(group[key], torch.Tensor):
         group[key].fill_(value)
     else:
@@ -138,6 +136,10 @@ class Scheduler(LRScheduler):
                 if not all(isinstance(d, ReduceOnPlateau) for d in drivers):
                     raise ValueError(f"{key}: mix of plateau and time schedules across groups")
                 self._plateau[key] = [start(d) for d in drivers]  # type: ignore[arg-type]
+        self._plan = self._make_plan()
+        bounds = [d.total_steps for k, ds in self._drivers.items() if k not in self._plateau for d in ds]
+        finite = [b for b in bounds if b is not None]  # type: ignore[union-attr]
+        self._horizon = min(finite) if finite else None
         if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
             raise ValueError(f"start_step must be a whole number >= 0, got {start_step!r}")
         self.base_lrs = [float(g["lr"]) for g in groups]
@@ -177,6 +179,9 @@ class Scheduler(LRScheduler):
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
         return list(self._last_lr)
+
+    last_values: dict[str, list[float]]
+    """Every scheduled key's per-group values written at the current step."""
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         return self.values_at(self.step_count).get("lr", list(self._last_lr))
@@ -218,18 +223,45 @@ class Scheduler(LRScheduler):
 
     # -- internals -------------------------------------------------------------------
 
+    def _make_plan(self) -> list[tuple[str, Any, list[tuple[int, str, int | None]], bool]]:
+        """(key, driver, [(group index, group key, tuple index)], momentum-like) per distinct driver.
+
+        A schedule shared by several groups is evaluated once per step.
+        """
+        plan = []
+        for key, drivers in self._drivers.items():
+            if key in self._plateau:
+                continue
+            by_id: dict[int, tuple[Any, list[tuple[int, str, int | None]]]] = {}
+            for g, (driver, (name, idx)) in enumerate(zip(drivers, self._where[key])):
+                by_id.setdefault(id(driver), (driver, []))[1].append((g, name, idx))
+            plan.extend((key, d, targets, key in _MOMENTUM_LIKE) for d, targets in by_id.values())
+        return plan
+
     def _apply(self) -> None:
-        values = self.values_at(self.step_count)
+        step = self.step_count
+        if self._horizon is not None and step > self._horizon:
+            for key, drivers in self._drivers.items():  # warns once, or raises in strict mode
+                if key not in self._plateau:
+                    for d in drivers:
+                        d(step, self.past_end)  # type: ignore[call-arg]
         groups = self.optimizer.param_groups
-        for key, per_group in values.items():
-            momentum_like = key in _MOMENTUM_LIKE
-            for group, where, value in zip(groups, self._where[key], per_group):
-                if momentum_like and not 0.0 <= value < 1.0:
-                    raise ValueError(
-                        f"{key} schedule gives {value} at step {self.step_count}; it must lie in [0, 1)"
-                    )
-                _write(group, where, value)
-        self._last_lr = [float(g["lr"]) for g in groups]
+        values: dict[str, list[float]] = {}
+        for key, driver, targets, momentum_like in self._plan:
+            value = driver.at(step)
+            if momentum_like and not 0.0 <= value < 1.0:
+                raise ValueError(f"{key} schedule gives {value} at step {step}; it must lie in [0, 1)")
+            row = values.setdefault(key, [0.0] * len(groups))
+            for g, name, idx in targets:
+                row[g] = value
+                _write(groups[g], name, idx, value)
+        for key, states in self._plateau.items():
+            row = values.setdefault(key, [0.0] * len(groups))
+            for g, (driver, state) in enumerate(zip(self._drivers[key], states)):
+                row[g] = value = driver.at(step, state)  # type: ignore[call-arg]
+                _write(groups[g], *self._where[key][g], value)
+        self.last_values = values
+        self._last_lr = values["lr"] if "lr" in values else [float(g["lr"]) for g in groups]
 
 
 def _per_group(key: str, driver: Driver | Sequence[Driver], n: int) -> list[Driver]:

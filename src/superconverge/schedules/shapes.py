@@ -71,7 +71,11 @@ class Anneal(Schedule):
     power: float = 1.0
 
     def at(self, step: float) -> float:
-        pct = min(step / self.steps, 1.0) if self.steps > 0 else 1.0
+        pct = step / self.steps if self.steps > 0 else 1.0
+        if pct > 1.0:
+            pct = 1.0
+        if self.shape == "cos":  # the common case, inlined: this runs every optimizer step
+            return self.end + (self.start - self.end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return interpolate(self.shape, self.start, self.end, pct, self.power)
 
     @property

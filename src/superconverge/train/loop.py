@@ -137,7 +137,7 @@ def fit(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             row = {"step": pos.step, "epoch": pos.epoch, "loss": value, "lr": lrs[0]}
-            row.update({k: v[0] for k, v in sched.values_at(pos.step).items() if k != "lr"})
+            row.update({k: v[0] for k, v in sched.last_values.items() if k != "lr"})
             history.steps.append(row)
             pos.step += 1
             sched.step()
