@@ -117,16 +117,19 @@ def fit(
     started = time.perf_counter() - pos.seconds
     while pos.epoch < epochs:
         net.train()
-        sums = torch.tensor(pos.sums, dtype=torch.float64)  # a resumed epoch keeps its counts
+        sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
         batches = _progress(train(pos.epoch, pos.batch, dist.shard()), per_epoch, pos, options.progress)
         for x, y in batches:
             x, y = _to(x, device, options.channels_last), y.to(device, non_blocking=True)
             with autocast(device, precision):
                 out = net(x)
                 loss = loss_fn(out, y)
-            (loss / _group_size(pos.batch, per_epoch, options.accumulate)).backward()
+            group = _group_size(pos.batch, per_epoch, options.accumulate)
+            (loss / group if group > 1 else loss).backward()
             value = loss.item()
-            sums += torch.tensor([value * len(y), (out.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+            sums[0] += value * len(y)
+            sums[1] += (out.argmax(1) == y).sum().item()
+            sums[2] += len(y)
             pos.batch += 1
             if pos.batch % options.accumulate and pos.batch < per_epoch:
                 continue  # keep accumulating gradients
@@ -148,9 +151,9 @@ def fit(
                 batches.set_postfix(loss=f"{smooth:.3f}", lr=f"{lrs[0]:.3g}", refresh=False)
             if path and options.checkpoint_every and pos.step % options.checkpoint_every == 0 \
                     and pos.batch < per_epoch:
-                pos.sums = sums.tolist()
+                pos.sums = list(sums)
                 _save(path, model, optimizer, sched, ema, pos, history, started)
-        train_loss, train_correct, seen = dist.all_sum(sums).tolist()
+        train_loss, train_correct, seen = dist.all_sum(torch.tensor(sums, dtype=torch.float64)).tolist()
         row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
         if test is not None:
             test_loss, test_acc = evaluate(ema.module if ema else model, test, loss_fn, device=device,
