@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from superconverge import __version__
+from superconverge.cli.report import report
 from superconverge.cli.schedule import schedule
+from superconverge.cli.study import study
 from superconverge.cli.train import train
 
 
@@ -17,3 +19,5 @@ def main() -> None:
 
 main.add_command(schedule)
 main.add_command(train)
+main.add_command(study)
+main.add_command(report)
