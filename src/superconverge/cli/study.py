@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from superconverge.studies.spec import SCALES
@@ -15,8 +17,9 @@ from superconverge.studies.spec import SCALES
 @click.option("--out", type=click.Path(file_okay=False), help="Study directory (created; rerun to resume).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Runs in parallel (threads split between them).")
 @click.option("--seeds", type=int, default=None, help="Seeds per arm (default: the spec's, for this scale).")
+@click.option("--threads", type=int, default=None, help="Threads per job (default: cores // jobs).")
 @click.option("--retry-failed", is_flag=True, help="Run failed runs again.")
-def study(name, list_, scale, out, jobs, seeds, retry_failed) -> None:
+def study(name, list_, scale, out, jobs, seeds, threads, retry_failed) -> None:
     """Run the study NAME (a built-in name or a spec .toml) and store its results in --out."""
     from superconverge.studies.spec import SpecError, builtin_names, expand, load_spec
 
@@ -26,8 +29,8 @@ def study(name, list_, scale, out, jobs, seeds, retry_failed) -> None:
         for built_in in builtin_names():
             spec = load_spec(built_in, "cpu")
             runs = expand(spec)
-            click.echo(f"{built_in:<26} {len(runs):>3} runs at cpu scale, ~{study_seconds(runs) / 60:.0f} min  "
-                       f"{spec.claim}")
+            click.echo(f"{built_in:<25} cpu scale: {len(runs):>2} runs, ~{study_seconds(runs) / 60:.0f} min on 2 cores")
+            click.echo(textwrap.fill(spec.claim, 100, initial_indent="    ", subsequent_indent="    "))
         return
     if not name:
         raise click.UsageError("give a study NAME (see --list) or --list")
@@ -37,7 +40,8 @@ def study(name, list_, scale, out, jobs, seeds, retry_failed) -> None:
     from superconverge.studies.store import StoreError
 
     try:
-        result = run_study(name, scale, out, jobs=jobs, seeds=seeds, retry_failed=retry_failed, log=click.echo)
+        result = run_study(name, scale, out, jobs=jobs, seeds=seeds, threads=threads, retry_failed=retry_failed,
+                           log=click.echo)
     except (SpecError, StoreError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     c = result.counts

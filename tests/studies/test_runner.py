@@ -1,0 +1,105 @@
+"""The runner: every built-in study end to end at smoke scale (with its report), failures, resume, jobs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from superconverge.report.html import write_report
+from superconverge.studies import engine, store
+from superconverge.studies.runner import run_study
+from superconverge.studies.spec import builtin_names
+
+TINY = """
+name = "tiny-study"
+claim = "A claim."
+design = "Two arms."
+seeds = 1
+[base]
+model = "tiny"
+train_subset = 100
+batch_size = 25
+epochs = 3
+schedule = "cosine"
+[[arms]]
+name = "ok"
+max_lr = 0.05
+[[arms]]
+name = "broken"
+schedule = "one-cycle"
+pct_start = 0.01  # too few warm-up steps: fails when the policy is built
+[[verdict]]
+a = "ok"
+b = "broken"
+metric = "test_accuracy"
+expect = "higher"
+"""
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_study_runs_at_smoke_scale_with_its_report(name, tmp_path):
+    result = run_study(name, "smoke", tmp_path, threads=1)
+    assert result.counts["done"] == sum(result.counts.values()), store.records(store.connect(tmp_path / store.DB))
+    page = write_report(tmp_path).read_text()
+    assert name in page and "data:image/png;base64," in page and "Verdict" in page
+    again = run_study(name, "smoke", tmp_path, threads=1)  # finished runs are skipped
+    assert again.counts == result.counts
+
+
+def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    result = run_study(spec, "smoke", tmp_path / "out", threads=1)
+    assert result.counts == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    broken = [r for r in store.records(store.connect(tmp_path / "out" / store.DB)) if r["arm"] == "broken"][0]
+    assert broken["error"].startswith("ValueError: pct_start")
+    assert (tmp_path / "out" / "runs" / broken["hash"] / "error.txt").is_file()
+    assert "1 failed" in write_report(tmp_path / "out").read_text()
+    assert run_study(spec, "smoke", tmp_path / "out", threads=1, retry_failed=True).counts["failed"] == 1
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace('[[arms]]\nname = "broken"', '[[arms]]\nname = "broken"\nepochs = 1'))
+    reference = run_study(spec, "smoke", tmp_path / "ref", threads=1)
+    calls = []
+    real_train = engine.train
+
+    def interrupted(config, out, **kwargs):
+        def stop(row):
+            calls.append(row["epoch"])
+            if len(calls) == 2:  # after epoch 0's checkpoint, in epoch 1
+                raise KeyboardInterrupt
+        return real_train(config, out, on_epoch=stop, **kwargs)
+
+    monkeypatch.setattr(engine, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, "smoke", tmp_path / "cut", threads=1)
+    conn = store.connect(tmp_path / "cut" / store.DB)
+    assert store.counts(conn)["queued"] == 2  # released for the next runner
+    monkeypatch.setattr(engine, "train", real_train)
+    run_study(spec, "smoke", tmp_path / "cut", threads=1)
+    ok = {d: [r for r in store.records(store.connect(tmp_path / d / store.DB)) if r["arm"] == "ok"][0]
+          for d in ("ref", "cut")}
+    assert ok["cut"]["attempts"] == 2
+    assert ok["cut"]["metrics"]["test_loss"] == ok["ref"]["metrics"]["test_loss"]  # exact resume
+    assert json.dumps(ok["cut"]["history"]["epochs"][0]) and len(ok["cut"]["history"]["epochs"]) == 3
+    assert reference.counts["done"] == 1
+
+
+def test_jobs_run_in_parallel_processes_without_oversubscribing(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace("epochs = 3", "epochs = 1").replace("pct_start = 0.01", "pct_start = 0.5"))
+    result = run_study(spec, "smoke", tmp_path / "out", jobs=2)
+    assert result.jobs * result.threads <= 2 and result.counts["done"] == 2
+    workers = {r["worker"] for r in store.records(store.connect(tmp_path / "out" / store.DB))}
+    assert len(workers) == 2, workers
+
+
+def test_a_directory_of_another_study_is_refused(tmp_path):
+    run_study("weight-decay-finder", "smoke", tmp_path, threads=1)
+    with pytest.raises(store.StoreError, match="different spec"):
+        run_study("cyclical-momentum", "smoke", tmp_path)
+    with pytest.raises(store.StoreError, match="different spec"):
+        run_study("weight-decay-finder", "paper", tmp_path)
