@@ -20,16 +20,21 @@ def check(a, b, expect, margin=0.0, metric="test_accuracy"):
 
 
 @pytest.mark.parametrize("d, se, expect, margin, outcome", [
-    (0.02, 0.005, "higher", 0.0, SUPPORTED),
-    (0.02, 0.004, "higher", 0.03, NOT_SUPPORTED),  # clearly positive but smaller than asked for
+    (0.02, 0.004, "higher", 0.0, SUPPORTED),
+    (0.02, 0.002, "higher", 0.03, NOT_SUPPORTED),  # clearly positive but smaller than asked for
     (0.02, 0.02, "higher", 0.0, INCONCLUSIVE),
-    (-0.02, 0.005, "higher", 0.0, NOT_SUPPORTED),
-    (-0.003, 0.0005, "not-lower", 0.005, SUPPORTED),
+    (-0.02, 0.003, "higher", 0.0, NOT_SUPPORTED),
+    (-0.003, 0.0004, "not-lower", 0.005, SUPPORTED),
     (-0.02, 0.002, "not-lower", 0.005, NOT_SUPPORTED),
     (-0.004, 0.01, "not-lower", 0.005, INCONCLUSIVE),
 ])
 def test_judge(d, se, expect, margin, outcome):
-    assert judge(d, se, 3, expect, margin) == outcome
+    assert judge(d, se, 3, expect, margin) == outcome  # 3 seeds: t = 4.30
+
+
+def test_two_seeds_need_a_large_effect():
+    assert judge(0.02, 0.004, 3, "higher", 0.0) == SUPPORTED
+    assert judge(0.02, 0.004, 2, "higher", 0.0) == INCONCLUSIVE  # t = 12.7
 
 
 def test_one_seed_is_always_inconclusive():
@@ -44,6 +49,12 @@ def test_pairing_by_seed_removes_the_seed_effect():
             for arm in "ab" for s, base in enumerate([0.8, 0.8, 0.8])]
     assert evaluate(check("a", "b", "higher"), recs).outcome == SUPPORTED
     assert evaluate(check("b", "a", "lower"), recs).outcome == SUPPORTED
+
+
+def test_arms_that_never_learned_are_inconclusive():
+    recs = [rec(arm, s, test_accuracy=acc + s / 1000) for arm, acc in (("a", 0.12), ("b", 0.10)) for s in range(3)]
+    result = evaluate(check("a", "b", "higher"), recs)
+    assert result.outcome == INCONCLUSIVE and "did not learn" in result.text
 
 
 def test_failed_runs_are_left_out_and_missing_arms_are_inconclusive():
@@ -73,12 +84,14 @@ def test_derived_metrics_from_history():
 
 
 def test_weight_decay_pick_and_check():
-    assert pick_weight_decay({1e-4: [2.0], 1e-3: [2.05], 1e-2: [2.5]}, tolerance=0.05) == 1e-3
+    # 1e-2 reaches the lowest loss but only at a low LR; 1e-3 is nearly as low at a high LR
+    minima = {1e-4: [(2.0, 1.0)], 1e-3: [(2.05, 0.8)], 1e-2: [(1.95, 0.1)]}
+    assert pick_weight_decay(minima, tolerance=0.05, lr_ratio=0.5) == 1e-3
     recs = []
     for wd, min_loss, acc in ((1e-4, 2.0, 0.80), (1e-3, 2.05, 0.81), (1e-2, 2.5, 0.70)):
-        for s in range(2):
+        for s in range(3):
             r = rec("base", s, config={"weight_decay": wd}, label=f"base wd={wd}", test_accuracy=acc + s / 100)
-            r["metrics"]["lr_find"] = {"min_loss": min_loss}
+            r["metrics"]["lr_find"] = {"lrs": [0.01, 0.1, 1.0], "smoothed": [2.3, min_loss, None]}
             recs.append(r)
     result = wd_pick({"metric": "test_accuracy", "margin": 0.005, "tolerance": 0.05}, recs)
     assert result.outcome == SUPPORTED and "picked the weight decay that trained best" in result.text

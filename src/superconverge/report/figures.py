@@ -109,7 +109,7 @@ def wd_finder(records: Sequence[Record]) -> list[Figure]:
     ax.set_xlabel("learning rate")
     ax.set_title("LR range test (smoothed loss), one line per seed")
     ax.legend()
-    pick = pick_weight_decay(curve_minima(records), 0.05)
+    pick = pick_weight_decay(curve_minima(records))
     accs = {wd: [metric(r, "test_accuracy") for r in runs if float(r["config"].get("weight_decay", 0.0)) == wd]
             for wd in wds}
     means = [statistics.fmean(accs[w]) for w in wds]

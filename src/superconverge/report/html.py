@@ -100,8 +100,8 @@ def render(directory: str | Path) -> str:
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>superconverge studies</title>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
             f"<h1>superconverge studies</h1><p class='meta'>Rendered {stamp} by superconverge {__version__} from "
-            f"{_e(str(directory))}. Checks compare means over seeds with ±2 standard errors; one seed gives no "
-            f"spread, so its checks are inconclusive.</p>{index}{''.join(sections)}</body></html>")
+            f"{_e(str(directory))}. Checks compare means over seeds (paired by seed) with 95% "
+            f"intervals; one seed gives no spread, so its checks are inconclusive.</p>{index}{''.join(sections)}</body></html>")
 
 
 def write_report(directory: str | Path, out: str | Path | None = None) -> Path:
@@ -145,7 +145,8 @@ def _table(spec: dict[str, Any], recs: list[dict[str, Any]]) -> str:
         status = f"{len(done)}/{len(group)}" + (f" <span class='badge not-supported'>{failed} failed</span>"
                                                 if failed else "")
         rows.append(f"<tr><td>{_e(label)}</td><td>{status}</td>{cells}</tr>")
-    return f"<table><tr><th>arm</th><th>seeds done</th>{head}</tr>{''.join(rows)}</table>"
+    return (f"<table><tr><th>arm</th><th>seeds done</th>{head}</tr>{''.join(rows)}</table>"
+            "<p class='note'>Mean over the finished seeds ± their standard deviation.</p>")
 
 
 def _fmt(name: str, values: list[float]) -> str:

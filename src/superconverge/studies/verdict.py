@@ -7,16 +7,19 @@ A ``compare`` check contrasts a metric of arm ``a`` with arm ``b`` (or two metri
 arm) over seeds. With ``d`` the difference in the expected direction and ``se`` its
 standard error (paired by seed when both arms have the same seeds, else Welch's):
 
-- ``higher``/``lower`` (by at least ``margin``): supported if ``d - 2 se > 0`` and
-  ``d >= margin``; not supported if ``d + 2 se < margin``; else inconclusive.
-- ``not-lower``/``not-higher`` (within ``margin``): supported if ``d - 2 se > -margin``;
-  not supported if ``d + 2 se < -margin``; else inconclusive.
+- ``higher``/``lower`` (by at least ``margin``): supported if ``d - t se > 0`` and
+  ``d >= margin``; not supported if ``d + t se < margin``; else inconclusive.
+- ``not-lower``/``not-higher`` (within ``margin``): supported if ``d - t se > -margin``;
+  not supported if ``d + t se < -margin``; else inconclusive.
 
-One seed gives no spread, so every check is inconclusive on one seed.
+``t`` is Student's two-sided 95% quantile for ``seeds - 1`` degrees of freedom (12.7 for
+2 seeds, 4.3 for 3, 2.8 for 5), so few seeds need large effects. One seed gives no
+spread: every check is inconclusive on one seed. So is a check whose arms never learned
+(mean test accuracy below ``CHANCE + 0.05``): differences between untrained models are noise.
 
 >>> recs = [{"arm": arm, "label": arm, "seed": s, "status": "done", "config": {}, "history": {},
 ...          "metrics": {"test_accuracy": acc}} for arm, s, acc in
-...         [("a", 0, 0.90), ("a", 1, 0.91), ("b", 0, 0.85), ("b", 1, 0.87)]]
+...         [("a", 0, 0.90), ("a", 1, 0.91), ("a", 2, 0.92), ("b", 0, 0.85), ("b", 1, 0.87), ("b", 2, 0.86)]]
 >>> evaluate({"a": "a", "b": "b", "metric": "test_accuracy", "expect": "higher", "margin": 0.0}, recs).outcome
 'supported'
 """
@@ -32,6 +35,13 @@ from typing import Any
 
 Record = dict[str, Any]
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+CHANCE = 0.1  # CIFAR-10's ten classes
+# Student's t, two-sided 95%, by degrees of freedom (1..10); about 2 beyond
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def t95(dof: int) -> float:
+    return T95[dof - 1] if dof <= len(T95) else 2.0 + 2.5 / dof
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ def summary(values: Sequence[float]) -> tuple[float, float, int]:
 def difference(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
     """(mean a - mean b, its standard error or nan, seeds used): paired by seed when the seeds match."""
     common = sorted(set(a) & set(b))
-    if len(common) >= 2 and len(common) == len(a) == len(b):
+    if len(common) >= 2:  # seeds share initial weights and data order: pairing removes that noise
         diffs = [a[s] - b[s] for s in common]
         return statistics.fmean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
     (ma, sa, na), (mb, sb, nb) = summary(list(a.values())), summary(list(b.values()))
@@ -113,7 +123,7 @@ def judge(d: float, se: float, n: int, expect: str, margin: float) -> str:
     """The outcome for a difference ``d`` already signed so that positive favours the claim."""
     if not math.isfinite(d) or not math.isfinite(se) or n < 2:
         return INCONCLUSIVE
-    lo, hi = d - 2 * se, d + 2 * se
+    lo, hi = d - t95(n - 1) * se, d + t95(n - 1) * se
     if expect in ("higher", "lower"):
         if lo > 0 and d >= margin:
             return SUPPORTED
@@ -131,8 +141,9 @@ def compare(a: dict[int, float], b: dict[int, float], expect: str, margin: float
             "not-lower": f"not lower by more than {margin:g}", "not-higher": f"not higher by more than {margin:g}"}
     if n == 0:
         return CheckResult(INCONCLUSIVE, f"{what}: no finished runs to compare")
-    spread = f" ± {2 * se:.4g} (2 s.e., {n} seeds)" if math.isfinite(se) else f" (spread unknown: {n} seed)"
-    return CheckResult(outcome, f"{what}: difference {d:+.4g}{spread}; expected {rule[expect]}")
+    spread = f" ± {t95(n - 1) * se:.3g} (95% interval, {n} seeds)" if math.isfinite(se) and n > 1 \
+        else f" (spread unknown: {n} seed)"
+    return CheckResult(outcome, f"{what}: difference {d:+.3g}{spread}; expected {rule[expect]}")
 
 
 def evaluate(check: dict[str, Any], records: Sequence[Record]) -> CheckResult:
@@ -145,7 +156,17 @@ def evaluate(check: dict[str, Any], records: Sequence[Record]) -> CheckResult:
     a, b = check["a"], check.get("b", check["a"])
     ma, mb = check.get("a_metric", check.get("metric")), check.get("b_metric", check.get("metric"))
     what = f"{a} vs {b} on {ma}" if ma == mb else f"{ma} vs {mb} of {a}" if a == b else f"{a} {ma} vs {b} {mb}"
+    if not learned(records, {a, b}):
+        return CheckResult(INCONCLUSIVE, f"{what}: the runs did not learn (test accuracy near chance), so their "
+                                         "differences are noise")
     return compare(by_seed(records, a, ma), by_seed(records, b, mb), check["expect"], check.get("margin", 0.0), what)
+
+
+def learned(records: Sequence[Record], arms: set[str]) -> bool:
+    """False when every named arm with accuracy records stays within 5 points of chance."""
+    means = [summary(list(by_seed(records, arm, "test_accuracy").values()))[0] for arm in arms]
+    means = [m for m in means if math.isfinite(m)]
+    return not means or max(means) >= CHANCE + 0.05
 
 
 def overall(results: Sequence[CheckResult]) -> str:
@@ -159,28 +180,39 @@ def overall(results: Sequence[CheckResult]) -> str:
 # -- kind-specific checks -----------------------------------------------------------------
 
 
-def curve_minima(records: Sequence[Record]) -> dict[float, list[float]]:
-    """{weight decay: [minimum smoothed range-test loss per seed]} from runs that measured ``lr_find``."""
-    out: dict[float, list[float]] = defaultdict(list)
+def curve_minima(records: Sequence[Record]) -> dict[float, list[tuple[float, float]]]:
+    """{weight decay: [(lowest smoothed range-test loss, LR where it is reached) per seed]}."""
+    out: dict[float, list[tuple[float, float]]] = defaultdict(list)
     for r in records:
         finder = (r.get("metrics") or {}).get("lr_find")
         if r["status"] == "done" and finder:
-            out[float(r["config"].get("weight_decay", 0.0))].append(float(finder["min_loss"]))
+            points = [(y, x) for x, y in zip(finder["lrs"], finder["smoothed"]) if y is not None]
+            low = min(points)
+            out[float(r["config"].get("weight_decay", 0.0))].append(low)
     return dict(sorted(out.items()))
 
 
-def pick_weight_decay(minima: dict[float, list[float]], tolerance: float) -> float | None:
-    """The largest weight decay whose (seed-mean) curve minimum is within ``tolerance`` of the lowest."""
-    means = {wd: statistics.fmean(v) for wd, v in minima.items() if v}
-    if not means:
+def pick_weight_decay(minima: dict[float, list[tuple[float, float]]], tolerance: float = 0.05,
+                      lr_ratio: float = 0.5) -> float | None:
+    """Smith's pick: the largest weight decay that still trains at a high LR.
+
+    Curves whose minimum comes at an LR (geometric seed mean) below ``lr_ratio`` times
+    the highest such LR are out: they no longer train at a high LR. Of the rest, those whose
+    (seed-mean) minimum loss is within ``tolerance`` (relative) of their lowest are
+    eligible, and the largest eligible weight decay is picked.
+    """
+    loss = {wd: statistics.fmean(p[0] for p in v) for wd, v in minima.items() if v}
+    lr = {wd: math.exp(statistics.fmean(math.log(p[1]) for p in v)) for wd, v in minima.items() if v}
+    if not loss:
         return None
-    lowest = min(means.values())
-    return max(wd for wd, m in means.items() if m <= lowest + tolerance * abs(lowest))
+    fast = [wd for wd in loss if lr[wd] >= lr_ratio * max(lr.values())]
+    lowest = min(loss[wd] for wd in fast)
+    return max(wd for wd in fast if loss[wd] <= lowest + tolerance * abs(lowest))
 
 
 def wd_pick(check: dict[str, Any], records: Sequence[Record]) -> CheckResult:
     name = check.get("metric", "test_accuracy")
-    pick = pick_weight_decay(curve_minima(records), check.get("tolerance", 0.05))
+    pick = pick_weight_decay(curve_minima(records), check.get("tolerance", 0.05), check.get("lr_ratio", 0.5))
     labels = {float(r["config"].get("weight_decay", 0.0)): r["label"] for r in records}
     scores = {wd: summary(list(by_seed(records, label, name).values()))[0] for wd, label in labels.items()}
     scores = {wd: s for wd, s in scores.items() if math.isfinite(s)}
