@@ -59,15 +59,21 @@ def test_valley_lies_between_steepest_and_the_minimum():
     assert S.steepest(lrs, losses) <= S.valley(lrs, losses) <= bottom
 
 
-def test_clean_curve_is_reliable_and_the_band_holds_every_suggestion():
+def test_clean_curve_suggests_one_kernel_width_below_the_minimum():
     lrs, losses = cut(LRS, curve(LRS))
     names = S.suggest_all(lrs, losses)
+    assert set(names) == {"minimum_div10", "steepest", "valley", "minimum"}
+    assert names["minimum_div10"] == pytest.approx(names["minimum"] / 10)
     value, band, reliable, advice = S.consensus(lrs, losses)
     assert reliable and "max_lr" in advice
-    assert band == (pytest.approx(min(names.values())), pytest.approx(max(names.values())))
-    assert value == pytest.approx(sorted(names.values())[1])  # the median of three
-    # the region the seeds name: from the steepest point up to the minimum
-    assert 10 ** -2.2 < value < lrs[np.argmin(S.denoise(lrs, losses))]
+    width = 8 / 40  # decades: the default kernel for a sweep over 8 decades
+    assert value == pytest.approx(names["minimum"] * 10**-width)
+    classic = sorted(names[k] for k in ("minimum_div10", "steepest", "valley"))
+    assert band == (pytest.approx(classic[1]), pytest.approx(names["minimum"]))
+    # the high end of the range where the loss still falls: past the steepest point, before the bottom
+    assert names["steepest"] < value < names["minimum"]
+    level = S.denoise(lrs, losses)
+    assert np.interp(np.log10(value), np.log10(lrs), level) > level.min()
 
 
 def test_noisy_curve_is_unreliable_and_says_what_to_do():
@@ -84,10 +90,18 @@ def test_a_loss_still_falling_at_the_end_asks_for_a_higher_end_lr():
     assert not c.reliable and "raise end_lr" in c.advice
 
 
-def test_a_loss_that_only_rises_asks_for_a_lower_start_lr():
+def test_a_loss_that_only_rises_asks_for_a_lower_start_lr_or_more_steps():
     lrs = np.geomspace(1e-1, 10, 60)
     c = S.consensus(lrs, 2 + np.exp(2 * np.log10(lrs)))
-    assert not c.reliable and "lower start_lr" in c.advice
+    assert not c.reliable and "lower start_lr" in c.advice and "more steps" in c.advice
+
+
+def test_a_low_first_loss_does_not_flatten_the_curve():
+    # a lucky first batch must not set the cap for the whole curve (it once made every point equal)
+    lrs, losses = cut(LRS, curve(LRS))
+    losses = losses.copy()
+    losses[0] -= 0.3
+    assert abs(np.log10(S.consensus(lrs, losses).value) - np.log10(S.consensus(*cut(LRS, curve(LRS))).value)) < 0.1
 
 
 def test_non_finite_losses_at_the_end_are_ignored():
@@ -128,7 +142,7 @@ def test_on_a_noisy_u_shaped_curve_the_suggestion_sits_in_the_descent(center, sh
     lrs, losses = cut(LRS, curve(LRS, center=center, sharp=sharp, drop=drop, blowup=center + 1.8)
                       + rng.normal(0, 0.03 * drop, len(LRS)))
     value, (low, high), reliable, _ = S.consensus(lrs, losses)
-    bottom = lrs[np.argmin(S.denoise(lrs, losses))]
+    names = S.suggest_all(lrs, losses)
     assert reliable
-    assert low <= value <= high <= bottom * 1.0001
-    assert abs(np.log10(value) - center) < 0.7  # within the steep part of the descent
+    assert low <= value <= high == pytest.approx(names["minimum"])
+    assert names["steepest"] <= value * 1.0001  # past the steepest point, below the bottom

@@ -207,7 +207,7 @@ def find_batch_size(
 def _trial(b: int, make_model: Callable[[], nn.Module], make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
            loss_fn: LossFn, sample_batch_fn: Callable[[int], Any], dev: torch.device, prec: Precision,
            timed_steps: int, limit: float, trials: dict[int, Trial]) -> Trial:
-    gc.collect()
+    gc.collect()  # what earlier trials left in reference cycles must not count against this one
     cuda = dev.type == "cuda"
     if cuda:
         torch.cuda.empty_cache()
@@ -216,10 +216,7 @@ def _trial(b: int, make_model: Callable[[], nn.Module], make_optimizer: Callable
     try:
         seconds = _steps(b, make_model, make_optimizer, loss_fn, sample_batch_fn, dev, prec, timed_steps)
     except torch.cuda.OutOfMemoryError:
-        gc.collect()
-        torch.cuda.empty_cache()
-        return Trial(b, None, False, None, True)
-    gc.collect()
+        return Trial(b, None, False, None, True)  # the next trial's collection frees what it held
     measured = True
     if cuda:
         peak = int(torch.cuda.max_memory_allocated(dev))
