@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from superconverge import __version__
+from superconverge.cli.lr_find import lr_find_cmd
 from superconverge.cli.report import report
 from superconverge.cli.schedule import schedule
 from superconverge.cli.study import study
+from superconverge.cli.tune import tune_cmd
 from superconverge.cli.train import train
 
 
@@ -18,6 +20,8 @@ def main() -> None:
 
 
 main.add_command(schedule)
+main.add_command(lr_find_cmd)
+main.add_command(tune_cmd)
 main.add_command(train)
 main.add_command(study)
 main.add_command(report)
