@@ -128,3 +128,17 @@ def test_spec_file_by_path(tmp_path):
     (tmp_path / "bad.toml").write_text("name = ")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_raw(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_run_builds_its_schedule(name, scale):
+    """Catch a schedule that cannot be built (too few warm-up steps, bad args) before hours are spent."""
+    import math
+
+    from superconverge.train.recipe import build_policy, from_dict
+
+    for run in expand(load_spec(name, scale)):
+        config = from_dict(run.config)
+        n = config.train_subset or (5000 if config.data == "sample" else 50000)
+        build_policy(config, math.ceil(min(n, 50000) / config.batch_size))
