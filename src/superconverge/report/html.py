@@ -24,8 +24,8 @@ from superconverge.studies import store
 from superconverge.studies.verdict import SUPPORTED, NOT_SUPPORTED, evaluate, metric, overall, summary
 
 SCALE_NOTES = {
-    "smoke": "Smoke scale: a tiny model, a few hundred images, one seed. It checks that the study runs; its "
-             "numbers say nothing about the claim.",
+    "smoke": "Smoke scale: a tiny model, a few hundred images, one or two epochs. It checks that the study "
+             "runs; its numbers say nothing about the claim.",
     "cpu": "CPU scale: small models on the 5,000-image sample, a few seeds. The verdict holds for this scale "
            "only; the published results used larger models, all 50,000 images and a GPU.",
     "paper": "Paper scale: the published settings.",
@@ -90,7 +90,7 @@ def render(directory: str | Path) -> str:
         results = [evaluate(check, recs) for check in spec["verdict"]]
         verdict = overall(results)
         anchor = _slug(spec["name"])
-        rows.append(f"<tr><td><a href='#{anchor}'>{_e(spec['name'])}</a></td><td>{_e(spec['scale'])}</td>"
+        rows.append(f"<tr><td class='nowrap'><a href='#{anchor}'>{_e(spec['name'])}</a></td><td>{_e(spec['scale'])}</td>"
                     f"<td class='nowrap'>{_done_of(recs)}</td><td>{_badge(verdict)}</td>"
                     f"<td class='text'>{_e(spec['claim'])}</td></tr>")
         sections.append(_study(anchor, path, spec, recs, results, verdict))

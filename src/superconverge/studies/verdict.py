@@ -163,10 +163,11 @@ def evaluate(check: dict[str, Any], records: Sequence[Record]) -> CheckResult:
 
 
 def learned(records: Sequence[Record], arms: set[str]) -> bool:
-    """False when every named arm with accuracy records stays within 5 points of chance."""
-    means = [summary(list(by_seed(records, arm, "test_accuracy").values()))[0] for arm in arms]
-    means = [m for m in means if math.isfinite(m)]
-    return not means or max(means) >= CHANCE + 0.05
+    """False when no finished run of the named arms (or labels) got 5 points above chance accuracy."""
+    accs = [metric(r, "test_accuracy") for r in records
+            if r["status"] == "done" and (r["arm"] in arms or r["label"] in arms)]
+    accs = [a for a in accs if math.isfinite(a)]
+    return not accs or max(accs) >= CHANCE + 0.05
 
 
 def overall(results: Sequence[CheckResult]) -> str:
@@ -220,6 +221,8 @@ def wd_pick(check: dict[str, Any], records: Sequence[Record]) -> CheckResult:
         return CheckResult(INCONCLUSIVE, "no finished runs with range-test curves")
     best = max(scores, key=scores.__getitem__)
     what = f"weight decay picked from the curves {pick:g} vs best by training {best:g} on {name}"
+    if not learned(records, set(labels.values())):
+        return CheckResult(INCONCLUSIVE, f"{what}: the runs did not learn (test accuracy near chance)")
     if pick == best:
         n = len(by_seed(records, labels[best], name))
         outcome = SUPPORTED if n >= 2 else INCONCLUSIVE
@@ -254,6 +257,8 @@ def best_lr_trend(check: dict[str, Any], records: Sequence[Record]) -> CheckResu
             subsets = sorted(best)
             ratios.append(best[subsets[0]] / best[subsets[-1]])
     what = f"best LR on the smallest vs the largest training subset at batch {batch}"
+    if not learned(records, {arm}):
+        return CheckResult(INCONCLUSIVE, f"{what}: the runs did not learn (test accuracy near chance)")
     if not ratios:
         return CheckResult(INCONCLUSIVE, f"{what}: not enough finished runs")
     text = f"{what}: ratio per seed {', '.join(f'{x:g}' for x in ratios)}; expected above 1 for every seed"
