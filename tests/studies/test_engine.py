@@ -26,6 +26,7 @@ def test_summed_at_the_reference_batch_trains_like_averaged(tmp_path):
     mean = train_run(config, {}, tmp_path / "mean", resume=False)
     summed = train_run(config, {"loss_reduction": "sum", "reference_batch": 25}, tmp_path / "sum", resume=False)
     assert summed["max_lr"] == pytest.approx(0.05 / 25)  # the per-example LR the optimizer saw
+    assert summed["lr_mean_equivalent"] == mean["lr_mean_equivalent"] == 0.05
     assert summed["test_loss"] == pytest.approx(mean["test_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="SGD only"):
         train_run(config.replace(optimizer="adam"), {"loss_reduction": "sum"}, tmp_path / "adam", resume=False)

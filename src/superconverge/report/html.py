@@ -157,7 +157,8 @@ def _fmt(name: str, values: list[float]) -> str:
         body, spread = f"{100 * mean:.2f}%", f"{100 * sd:.2f}"
     elif "seconds" in name:
         body, spread = f"{mean:.1f} s", f"{sd:.1f}"
-    elif name in ("max_lr", "weight_decay", "final_lr", "lr_find_suggestion") or abs(mean) < 1e-2:
+    elif name in ("max_lr", "weight_decay", "final_lr", "lr_find_suggestion") or name.endswith("_equivalent") \
+            or abs(mean) < 1e-2:
         body, spread = f"{mean:.3g}", f"{sd:.2g}"
     else:
         body, spread = f"{mean:.4g}", f"{sd:.2g}"

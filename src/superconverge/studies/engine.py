@@ -28,18 +28,26 @@ from superconverge.train.runtime import build_optimizer, threads
 
 
 def train_run(config: TrainConfig, extras: dict[str, Any], out: Path, *, resume: bool) -> dict[str, Any]:
-    """Train one run into ``out`` (resuming from its checkpoint when asked); returns its summary."""
+    """Train one run into ``out`` (resuming from its checkpoint when asked); returns its summary.
+
+    The summary also holds ``lr_mean_equivalent`` and ``wd_mean_equivalent``: the peak LR and
+    weight decay that averaged-loss SGD would need to take the same steps.
+    """
     reduction = extras.get("loss_reduction", "mean")
     if reduction == "mean":
-        return train(config, out, resume=resume, force=not resume, progress=False)
+        summary = train(config, out, resume=resume, force=not resume, progress=False)
+        return {**summary, "lr_mean_equivalent": config.max_lr, "wd_mean_equivalent": config.weight_decay}
     if reduction != "sum":
         raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {reduction!r}")
     if config.optimizer not in ("sgd", "nesterov"):
         raise ValueError("loss_reduction = 'sum' is defined for SGD only: Adam-family updates do not scale "
                          "with the gradient")
     ref = extras.get("reference_batch", 128)
-    return train_summed(config.replace(max_lr=config.max_lr / ref, weight_decay=config.weight_decay * ref),
-                        out, resume=resume)
+    k = config.batch_size / ref
+    summary = train_summed(config.replace(max_lr=config.max_lr / ref, weight_decay=config.weight_decay * ref),
+                           out, resume=resume)
+    # sum over B examples = B x the mean: lr_s * B * (g + wd_s / B * w)
+    return {**summary, "lr_mean_equivalent": config.max_lr * k, "wd_mean_equivalent": config.weight_decay / k}
 
 
 def summed_cross_entropy(label_smoothing: float = 0.0):
