@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from superconverge.finders import SCALING_ADVICE, find_batch_size, scale_for_batch, search_batch_size
 from superconverge.finders.memory import reset_cpu_peak, status
+from superconverge.train.checkpoint import rng_state, set_rng_state
 
 
 @given(limit=st.integers(1, 5000), start=st.integers(1, 300), max_batch=st.integers(1, 4096))
@@ -108,8 +109,12 @@ def test_a_budget_too_small_for_anything_is_a_clear_error():
                         memory_budget_bytes=2**20, max_batch=64)
 
 
-def test_max_batch_caps_the_search():
+def test_max_batch_caps_the_search_and_the_rngs_are_put_back():
+    state = rng_state()
     result = find_batch_size(wide, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), F.cross_entropy, sample,
                              memory_budget_bytes=64 * 2**30, max_batch=64)
     assert result.batch_size == 64 and "max_batch" in result.advice
     assert math.isfinite(result.trials[-1].images_per_second)
+    after = torch.rand(3)
+    set_rng_state(state)
+    assert torch.equal(after, torch.rand(3))

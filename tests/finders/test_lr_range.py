@@ -299,3 +299,18 @@ def test_result_round_trips_through_json_and_plots(tmp_path):
     assert data["suggestion"] == result.suggestion and data["band"] == list(result.band)
     path = result.plot(tmp_path / "curve.png")
     assert path.stat().st_size > 10_000
+
+
+def test_top_level_lr_find_is_lazy_and_the_import_stays_torch_free():
+    import subprocess
+    import sys
+
+    import superconverge
+    from superconverge import finders
+
+    code = "import superconverge, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    assert superconverge.lr_find is finders.lr_find
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        superconverge.nope  # noqa: B018

@@ -34,6 +34,7 @@ from torch import nn
 from superconverge.finders.lr_range import LossFn, to_device
 from superconverge.finders.memory import budget as _budget
 from superconverge.finders.memory import cpu_peak, gib, reset_cpu_peak
+from superconverge.train.checkpoint import rng_state, set_rng_state
 from superconverge.train.runtime import Precision, autocast, pick_device, resolve_precision
 
 SATURATION = 0.9  # a batch "pays" until throughput reaches this fraction of the best seen
@@ -182,10 +183,14 @@ def find_batch_size(
                                timed_steps, limit, trials)
         return trials[b].fits
 
-    # One throwaway step first: the first step of a process loads kernels and builds caches,
-    # which would make the first trial look slow (its memory stays resident, so it still counts).
-    _steps(min(start, max_batch), make_model, make_optimizer, loss_fn, sample_batch_fn, dev, prec, 0)
-    best = search_batch_size(fits, start=start, max_batch=max_batch)
+    rng = rng_state()  # model inits and sample batches draw from the global RNGs; put them back
+    try:
+        # One throwaway step first: the first step of a process loads kernels and builds caches,
+        # which would make the first trial look slow (its memory stays resident, so it still counts).
+        _steps(min(start, max_batch), make_model, make_optimizer, loss_fn, sample_batch_fn, dev, prec, 0)
+        best = search_batch_size(fits, start=start, max_batch=max_batch)
+    finally:
+        set_rng_state(rng)
     if best is None:
         raise ValueError(f"even a batch of 1 does not fit in {gib(limit)} ({1 - margin:.0%} of the "
                          f"{gib(budget)} budget); give a larger memory_budget_bytes or a smaller model")

@@ -5,7 +5,8 @@ The sweep stops once the debiased running average of the loss passes ``diverge``
 best, or the loss stops being finite. Afterwards the model (weights, buffers, gradients,
 train/eval modes), the optimizer (state and every param-group value) and every RNG are
 exactly as before, also when the sweep blew up or raised: the test is a measurement, not
-training. The data iterator cannot be rewound; a Feed is simply read again from epoch 0.
+training. The model is moved to ``device`` and stays there. The data iterator cannot be
+rewound; a Feed is simply read again from epoch 0.
 
 Each recorded loss is that of the batch whose gradient step used ``lr_i`` (computed just
 before that step), as fastai and Smith record it; with ``val_data`` it is the validation

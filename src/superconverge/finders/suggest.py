@@ -96,9 +96,7 @@ def minimum_div10(lrs: ArrayLike, losses: ArrayLike) -> float:
     >>> round(float(np.log10(minimum_div10(lrs, (np.log10(lrs) + 1) ** 2))), 1)
     -2.0
     """
-    x, y = _prepared(lrs, losses)
-    level, _ = _local_fit(x, y, _width(x, None))
-    return float(10 ** x[int(np.argmin(level))] / 10)
+    return minimum(lrs, losses) / 10
 
 
 def steepest(lrs: ArrayLike, losses: ArrayLike) -> float:
