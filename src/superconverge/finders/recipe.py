@@ -139,10 +139,10 @@ def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, m
         f"batch_size = {config.batch_size}: {how_batch}",
         f"weight_decay = {config.weight_decay:g}: one LR range test per value of "
         f"{', '.join(f'{w:g}' for w in sweep.weight_decays)}; {sweep.reason}",
-        f"max_lr = {config.max_lr:.4g}: 1cycle's peak, from the LR range test at that weight decay "
-        f"({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch {config.batch_size}, "
-        f"momentum {config.base_momentum:g}). Suggestions: {names}; their median in log(lr) with band "
-        f"{best.band[0]:.3g} to {best.band[1]:.3g}; {'reliable' if best.reliable else 'NOT reliable'}.",
+        f"max_lr = {config.max_lr:.4g}: 1cycle's peak, just below where the loss stopped falling in the LR "
+        f"range test at that weight decay ({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch "
+        f"{config.batch_size}, momentum {config.base_momentum:g}). Markers: {names}; band {best.band[0]:.3g} "
+        f"(cautious) to {best.band[1]:.3g} (the minimum); {'reliable' if best.reliable else 'NOT reliable'}.",
         f"  {best.advice}",
         f"base_momentum, max_momentum = {config.base_momentum:g}, {config.max_momentum:g}: Smith's cyclical "
         "momentum, falling while the LR rises; the sweeps ran at the base value, the momentum at the peak LR.",
