@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.train import checkpoint as ckpt
 from superconverge.train.feed import ArrayFeed, LoaderFeed
-from superconverge.train.loop import DivergedError, FitOptions, evaluate, fit, steps_per_epoch
+from superconverge.train.loop import DivergedError, FitOptions, cross_entropy, evaluate, fit, steps_per_epoch
 
 OPTS = FitOptions(progress=False, precision="fp32")
 
@@ -108,3 +109,13 @@ def test_batch_larger_than_the_data_is_refused():
     images, labels = blobs(n=100)
     with pytest.raises(ValueError, match="batch size 128 is larger than the data set \\(100 examples\\)"):
         ArrayFeed(images, labels, 128)
+
+
+def test_summed_cross_entropy_has_the_mean_as_value_and_the_sum_as_gradient():
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 10, requires_grad=True), torch.randint(0, 10, (8,))
+    loss = cross_entropy(reduction="sum")(logits, y)
+    (grad_sum,) = torch.autograd.grad(loss, logits)
+    (grad_mean,) = torch.autograd.grad(F.cross_entropy(logits, y), logits)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item())
+    torch.testing.assert_close(grad_sum, 8 * grad_mean)

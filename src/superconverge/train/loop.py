@@ -45,6 +45,7 @@ class FitOptions:
     accumulate: int = 1  # batches per optimizer step
     grad_clip: float | None = None  # max global gradient norm
     label_smoothing: float = 0.0  # used by the default cross-entropy loss
+    loss_reduction: Literal["mean", "sum"] = "mean"  # "sum": gradients summed over the batch (Myrtle)
     ema_decay: float | None = None  # evaluate an exponential moving average of the weights
     divergence_factor: float = 10.0  # stop when the smoothed loss exceeds this x its best
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at epoch ends only)
@@ -69,6 +70,24 @@ class _Position:
     best_loss: float = math.inf
     smooth: float = 0.0
     sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # this epoch: loss*n, correct, n
+
+
+def cross_entropy(label_smoothing: float = 0.0, reduction: Literal["mean", "sum"] = "mean") -> LossFn:
+    """Cross-entropy whose value is always the batch mean (for records and the divergence guard).
+
+    With ``reduction="sum"`` the gradient is the batch sum: ``s - s.detach()`` is zero in
+    value and carries the gradient of the sum ``s``.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {reduction!r}")
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if reduction == "mean":
+            return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+        total = F.cross_entropy(out, y, reduction="sum", label_smoothing=label_smoothing)
+        return total - total.detach() + total.detach() / len(y)
+
+    return loss
 
 
 def steps_per_epoch(feed: Feed, accumulate: int) -> int:
@@ -102,7 +121,7 @@ def fit(
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     sched = policy if isinstance(policy, Scheduler) else Scheduler(optimizer, policy)
-    loss_fn = loss_fn or (lambda out, y: F.cross_entropy(out, y, label_smoothing=options.label_smoothing))
+    loss_fn = loss_fn or cross_entropy(options.label_smoothing, options.loss_reduction)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True) \
         if options.ema_decay else None
     net = dist.wrap(model)

@@ -47,6 +47,7 @@ class TrainConfig:
     schedule_args: dict[str, Any] = field(default_factory=dict)  # extra settings of the schedule
     warmup_epochs: float = 0.0  # linear warmup in front of step/cosine/constant/plateau schedules
     label_smoothing: float = 0.0
+    loss_reduction: str = "mean"  # "sum": gradients summed over the batch; max_lr is then per example
     grad_clip: float | None = None
     ema_decay: float | None = None
     accumulate: int = 1
@@ -60,6 +61,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 0
     plateau_metric: str = "test_loss"
+    test_subset: int | None = None  # evaluate on the first N test images (quick runs)
+    plots: bool = True  # draw curves.png and schedule.png into the run directory
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "accumulate"):
@@ -71,6 +74,8 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}{_suggest(self.schedule, SCHEDULES)}; "
                              f"choices: {', '.join(SCHEDULES)}")
+        if self.loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {self.loss_reduction!r}")
         if self.train_subset is not None and self.train_subset < 1:
             raise ValueError(f"train_subset must be a positive integer, got {self.train_subset}")
 

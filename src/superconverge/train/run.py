@@ -62,8 +62,12 @@ def feeds(config: TrainConfig, data: Cifar10) -> tuple[ArrayFeed, ArrayFeed]:
     augment = Augment(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
     train = ArrayFeed(torch.from_numpy(images), torch.from_numpy(labels), config.batch_size, augment=augment,
                       seed=config.seed, channels_last=config.channels_last)
-    test = ArrayFeed(torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels),
-                     min(1000, len(data.test_labels)), shuffle=False, channels_last=config.channels_last)
+    test_images, test_labels = data.test_images, data.test_labels
+    if config.test_subset is not None:
+        keep = balanced_subset(test_labels, config.test_subset)
+        test_images, test_labels = test_images[keep], test_labels[keep]
+    test = ArrayFeed(torch.from_numpy(test_images), torch.from_numpy(test_labels),
+                     min(1000, len(test_labels)), shuffle=False, channels_last=config.channels_last)
     return train, test
 
 
@@ -107,6 +111,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: 
         options = FitOptions(device=config.device, precision=config.precision,  # type: ignore[arg-type]
                              channels_last=config.channels_last, accumulate=config.accumulate,
                              grad_clip=config.grad_clip, label_smoothing=config.label_smoothing,
+                             loss_reduction=config.loss_reduction,  # type: ignore[arg-type]
                              ema_decay=config.ema_decay, checkpoint_every=config.checkpoint_every,
                              plateau_metric=config.plateau_metric, progress=progress)  # type: ignore[arg-type]
         fit_started = time.perf_counter()
@@ -115,7 +120,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: 
     summary = summarize(config, history, per_epoch, time.perf_counter() - started,
                         time.perf_counter() - fit_started)
     if dist.rank() == 0:
-        write_records(out, history, summary)
+        write_records(out, history, summary, plots=config.plots)
     return summary
 
 
@@ -137,8 +142,8 @@ def summarize(config: TrainConfig, history: History, per_epoch: int, wall: float
     }
 
 
-def write_records(out: Path, history: History, summary: dict[str, Any]) -> None:
-    """history.csv, steps.jsonl, curves.png, schedule.png and summary.json."""
+def write_records(out: Path, history: History, summary: dict[str, Any], *, plots: bool = True) -> None:
+    """history.csv, steps.jsonl, summary.json and (with ``plots``) curves.png and schedule.png."""
     from superconverge.report.plots import plot_curves
 
     with open(out / "history.csv", "w", newline="") as f:
@@ -147,10 +152,12 @@ def write_records(out: Path, history: History, summary: dict[str, Any]) -> None:
         writer.writerows(history.epochs)
     with open(out / "steps.jsonl", "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in history.steps)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not plots:
+        return
     curves = {"train loss (per step)": [r["loss"] for r in history.steps]}
     if "test_accuracy" in history.epochs[0]:
         curves["test accuracy (per epoch)"] = [r["test_accuracy"] for r in history.epochs]
     plot_curves(curves, out / "curves.png", title="training", xlabel="", sharex=False)
     keys = [k for k in history.steps[0] if k not in ("step", "epoch", "loss")]
     plot_curves({k: [r[k] for r in history.steps] for k in keys}, out / "schedule.png", title="schedule")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
