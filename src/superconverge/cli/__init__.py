@@ -6,6 +6,7 @@ import click
 
 from superconverge import __version__
 from superconverge.cli.lr_find import lr_find_cmd
+from superconverge.cli.quickstart import quickstart
 from superconverge.cli.report import report
 from superconverge.cli.schedule import schedule
 from superconverge.cli.study import study
@@ -19,6 +20,7 @@ def main() -> None:
     """LR range tests, 1cycle and every hyperparameter schedule for PyTorch."""
 
 
+main.add_command(quickstart)
 main.add_command(schedule)
 main.add_command(lr_find_cmd)
 main.add_command(tune_cmd)
