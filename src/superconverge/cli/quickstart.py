@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -28,6 +29,7 @@ def fresh_dir(base: Path) -> Path:
 def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int | None, quiet: bool) -> None:
     """Find a learning rate, train a small ResNet with 1cycle on the shipped sample, plot it all."""
     from superconverge.finders import lr_find
+    from superconverge.finders.lr_range import DataCycledWarning
     from superconverge.train import run
     from superconverge.train.models import build_model
     from superconverge.train.recipe import TrainConfig
@@ -48,7 +50,9 @@ def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int 
             net = build_model(model)
             opt = build_optimizer("sgd", net.parameters(), lr=1e-3, momentum=0.9,
                                   weight_decay=config.weight_decay)
-            found = lr_find(net, opt, torch.nn.functional.cross_entropy, train_feed, steps=100)
+            with warnings.catch_warnings():  # 100 steps is 2.5 epochs of the sample: cycling is intended
+                warnings.simplefilter("ignore", DataCycledWarning)
+                found = lr_find(net, opt, torch.nn.functional.cross_entropy, train_feed, steps=100)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"LR range test ({found.steps} steps, {found.seconds:.0f} s): suggested peak LR "

@@ -60,8 +60,9 @@ def feeds(config: TrainConfig, data: Cifar10) -> tuple[ArrayFeed, ArrayFeed]:
         keep = balanced_subset(labels, config.train_subset)
         images, labels = images[keep], labels[keep]
     augment = Augment(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+    # drop_last: a last batch of a few examples gives a noisy step at the end of every epoch
     train = ArrayFeed(torch.from_numpy(images), torch.from_numpy(labels), config.batch_size, augment=augment,
-                      seed=config.seed, channels_last=config.channels_last)
+                      seed=config.seed, drop_last=True, channels_last=config.channels_last)
     test_images, test_labels = data.test_images, data.test_labels
     if config.test_subset is not None:
         keep = balanced_subset(test_labels, config.test_subset)
