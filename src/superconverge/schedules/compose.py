@@ -128,10 +128,11 @@ class Repeat(Schedule):
 # -- factories ----------------------------------------------------------------------
 
 
-def join(parts: Sequence[Schedule], steps: Sequence[float]) -> Join:
+def join(parts: Sequence[Schedule], steps: Sequence[float], total_steps: float | None = None) -> Join:
     """Run ``parts`` end to end; ``steps[i]`` is how long part ``i`` lasts before the next starts.
 
-    ``steps`` has one entry per part except the last (which runs to its own end).
+    ``steps`` has one entry per part except the last (which runs to its own end);
+    ``total_steps`` sets the planned run length when the last part's own length does not.
 
     >>> from superconverge.schedules import linear, cosine
     >>> s = join([linear(0.01, 0.1, 10), cosine(0.1, 0.0, 90)], [10])
@@ -146,13 +147,11 @@ def join(parts: Sequence[Schedule], steps: Sequence[float]) -> Join:
             f"join of {len(parts)} parts needs {len(parts) - 1} phase lengths "
             f"(every part but the last), got {len(steps)}"
         )
-    starts, at = [], 0.0
     for i, length in enumerate(steps):
         if not length > 0:
             raise ValueError(f"phase {i} of the join must last > 0 steps, got {length}")
-        at += float(length)
-        starts.append(at)
-    return Join(parts, tuple(starts))
+    starts = tuple(itertools.accumulate(float(n) for n in steps))
+    return Join(parts, starts, None if total_steps is None else float(total_steps))
 
 
 def join_fractions(parts: Sequence[Schedule], fractions: Sequence[float], total_steps: int) -> Join:

@@ -7,7 +7,6 @@ PyTorch adapter takes as it is.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -21,12 +20,8 @@ from superconverge.schedules.base import (
     require_positive,
     require_steps,
 )
-from superconverge.schedules.compose import Join, repeat
+from superconverge.schedules.compose import Join, join, repeat
 from superconverge.schedules.shapes import Anneal, Constant, ExponentialDecay, Shape
-
-def _cumsum_list(xs: list[float]) -> list[float]:
-    return list(itertools.accumulate(xs))
-
 
 Anneal2 = Literal["cos", "linear"]
 CyclicMode = Literal["triangular", "triangular2", "exp_range"]
@@ -81,19 +76,14 @@ def one_cycle(
         lr_parts = [(initial, peak, up), (peak, initial, up), (initial, low, last)]
     else:
         lr_parts = [(initial, peak, up), (peak, low, T - 1 - up)]
-    starts = tuple(float(x) for x in _cumsum_list([length for _, _, length in lr_parts[:-1]]))
-    policy: dict[str, Schedule] = {
-        "lr": Join(tuple(Anneal(a, b, n, anneal) for a, b, n in lr_parts), starts, float(T))
-    }
+    lengths = [length for _, _, length in lr_parts[:-1]]
+    policy: dict[str, Schedule] = {"lr": join([Anneal(a, b, n, anneal) for a, b, n in lr_parts], lengths, T)}
     if cycle_momentum:
         lo = require_momentum("base_momentum", base_momentum)
         hi = require_momentum("max_momentum", max_momentum)
         mom = [(hi, lo), (lo, hi)] + ([(hi, hi)] if three_phase else [])
-        policy["momentum"] = Join(
-            tuple(Anneal(a, b, n, anneal) for (a, b), (_, _, n) in zip(mom, lr_parts)),
-            starts,
-            float(T),
-        )
+        policy["momentum"] = join([Anneal(a, b, n, anneal) for (a, b), (_, _, n) in zip(mom, lr_parts)],
+                                  lengths, T)
     return policy
 
 
@@ -239,7 +229,7 @@ def trapezoid(
     if D:
         parts.append(Anneal(top, top * min_ratio, float(D), decay_shape))
         lengths.append(float(D))
-    return Join(tuple(parts), tuple(_cumsum_list(lengths[:-1])), float(T))
+    return join(parts, lengths[:-1], T)
 
 
 wsd = trapezoid

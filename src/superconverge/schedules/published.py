@@ -5,11 +5,10 @@ Pure policies; :mod:`superconverge.optim.presets` binds them to an optimizer.
 
 from __future__ import annotations
 
-import itertools
 from typing import Literal
 
 from superconverge.schedules.base import Schedule, require_positive, require_steps
-from superconverge.schedules.compose import Join, join_fractions
+from superconverge.schedules.compose import join, join_fractions
 from superconverge.schedules.shapes import Anneal, Constant
 
 HFShape = Literal["linear", "cosine", "1-sqrt"]
@@ -81,7 +80,6 @@ def hf_wsd(
         (num_stable_steps, Constant(1.0)),
         (num_decay_steps, Anneal(1.0, lo, max(1, num_decay_steps), *decay[decay_type])),
     ]
-    kept = [(float(n), part) for n, part in phases if n > 0]
-    parts = tuple(part for _, part in kept) + (Constant(lo),)
-    starts = tuple(itertools.accumulate(n for n, _ in kept))
-    return Join(parts, starts, starts[-1] if starts else None)
+    kept = [(n, part) for n, part in phases if n > 0]
+    total = sum(n for n, _ in kept)
+    return join([part for _, part in kept] + [Constant(lo)], [n for n, _ in kept], total or None)
