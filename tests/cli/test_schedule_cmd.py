@@ -114,3 +114,11 @@ def test_unknown_name_suggests_the_closest():
 def test_version():
     result = CliRunner().invoke(main, ["--version"])
     assert result.output.startswith("superconverge, version ")
+
+
+def test_the_command_line_starts_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, superconverge.cli; print('torch' in sys.modules)"
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
