@@ -171,3 +171,48 @@ def test_to_input_bfloat16_is_close_to_float32():
     torch.testing.assert_close(
         to_input(x, dtype=torch.bfloat16).float(), to_input(x), atol=0.02, rtol=0.01
     )
+
+
+def test_alternating_flip_mirrors_each_image_in_exactly_one_of_two_epochs():
+    from superconverge.train.augment import alternating_flip
+
+    x = torch.randint(0, 256, (500, 4, 4, 3), dtype=torch.uint8)
+    x[:, :, 0] = 0  # make every image asymmetric so a mirror is visible
+    x[:, :, -1] = 255
+    index = torch.arange(500)
+    even, odd = (alternating_flip(x, index, e, seed=3) for e in (4, 7))
+    mirrored_even = (even != x).flatten(1).any(1)
+    mirrored_odd = (odd != x).flatten(1).any(1)
+    assert torch.equal(mirrored_even, ~mirrored_odd)
+    assert 200 < int(mirrored_even.sum()) < 300  # about half of them
+    assert torch.equal(even[mirrored_even], x[mirrored_even].flip(2))
+    # depends on the image index, not on its place in the batch
+    perm = torch.randperm(500)
+    assert torch.equal(alternating_flip(x[perm], index[perm], 4, seed=3), even[perm])
+    assert not torch.equal(alternating_flip(x, index, 4, seed=4), even)
+
+
+def test_batches_apply_the_alternating_flip():
+    from superconverge.train.augment import Augment
+    from superconverge.train.data import batches
+
+    images = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
+    labels = torch.arange(64)
+    config = Augment(crop_padding=0, flip="alternate")
+    (x0, y0), = batches(images, labels, 64, augment=config, epoch=0, seed=1)
+    (x1, y1), = batches(images, labels, 64, augment=config, epoch=1, seed=1)
+    from superconverge.train.augment import to_input
+
+    plain = to_input(images)
+    same0 = (x0[y0.argsort()] == plain).flatten(1).all(1)
+    same1 = (x1[y1.argsort()] == plain).flatten(1).all(1)
+    # each image is seen as it is in one of the two epochs and mirrored in the other
+    assert torch.equal(same0, ~same1) and 0 < int(same0.sum()) < 64
+    assert torch.equal(x0[y0.argsort()][~same0], plain[~same0].flip(3))
+
+
+def test_augment_rejects_an_unknown_flip_mode():
+    from superconverge.train.augment import Augment
+
+    with pytest.raises(ValueError, match="flip must be"):
+        Augment(flip="sometimes")  # type: ignore[arg-type]

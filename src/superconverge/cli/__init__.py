@@ -9,6 +9,7 @@ from superconverge.cli.lr_find import lr_find_cmd
 from superconverge.cli.quickstart import quickstart
 from superconverge.cli.report import report
 from superconverge.cli.schedule import schedule
+from superconverge.cli.speedrun import speedrun_cmd
 from superconverge.cli.study import study
 from superconverge.cli.tune import tune_cmd
 from superconverge.cli.train import train
@@ -27,3 +28,4 @@ main.add_command(tune_cmd)
 main.add_command(train)
 main.add_command(study)
 main.add_command(report)
+main.add_command(speedrun_cmd)

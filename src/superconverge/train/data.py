@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from superconverge.train.augment import CIFAR10_MEAN, CIFAR10_STD, Augment, to_input
+from superconverge.train.augment import alternating_flip
 from superconverge.train.augment import augment as apply_augment
 
 CACHE_ENV = "SUPERCONVERGE_CACHE"
@@ -145,6 +146,8 @@ def batches(
         x = images[rows]
         if augment is not None:
             x = apply_augment(x, augment, generator=seeded_generator(seed, epoch, 1, index))
+            if augment.flip == "alternate":
+                x = alternating_flip(x, rows, epoch, seed)
         x = to_input(x, mean=mean, std=std, dtype=dtype, channels_last=channels_last)
         return x, labels[rows]
 

@@ -1,0 +1,86 @@
+"""The speedrun record the way fast-training records are reported: several seeds, mean and spread.
+
+Runs ``superconverge speedrun --json`` once per seed, each in a fresh process, alone on
+the machine, and prints mean +- std of test accuracy (plain and with flip TTA), the
+median training and total time, and seconds/accuracy per epoch when measured.
+Results are kept per seed in ``--results`` so an interrupted bench resumes.
+
+    python bench/speedrun.py --data ../shared/datasets/cifar10-jpeg.tar.gz --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_seed(args: argparse.Namespace, seed: int, path: Path) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    cmd = [sys.executable, "-m", "superconverge", "speedrun", "--data", args.data, "--recipe", args.recipe,
+           "--seed", str(seed), "--out", str(path), "--json", "--quiet"]
+    cmd += ["--holdout", str(args.holdout)] if args.holdout else []
+    cmd += ["--eval-each-epoch"] if args.eval_each_epoch else []
+    for item in args.set:
+        cmd += ["--set", item]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(path.read_text())
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.2f} +- {100 * std:.2f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--recipe", default="cpu94")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--holdout", type=int, default=0)
+    parser.add_argument("--eval-each-epoch", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--results", default="runs/bench-speedrun")
+    args = parser.parse_args()
+
+    tag = args.recipe.replace("/", "_") + "".join(f"_{s}" for s in args.set) + (f"_holdout{args.holdout}"
+                                                                                   if args.holdout else "")
+    folder = Path(args.results) / tag.replace(" ", "").replace("=", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    results = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        r = run_seed(args, seed, folder / f"seed{seed}.json")
+        results.append(r)
+        tta = r["test_accuracy_tta"]
+        print(f"seed {seed}: {100 * r['test_accuracy_plain']:.2f} % plain, "
+              + (f"{100 * tta:.2f} % TTA, " if tta is not None else "")
+              + f"train {r['train_seconds']:.1f} s, total {r['total_seconds']:.1f} s", flush=True)
+
+    first = results[0]
+    where = "held-out split" if args.holdout else "test set"
+    print(f"\nrecipe {first['recipe']} ({first['epochs']} epochs, {first['device']}, {first['precision']}, "
+          f"{first['threads']} threads), {len(results)} seeds, {where}:")
+    print(f"  accuracy plain     {spread([r['test_accuracy_plain'] for r in results])}")
+    if first["test_accuracy_tta"] is not None:
+        print(f"  accuracy flip TTA  {spread([r['test_accuracy_tta'] for r in results])}")
+    print(f"  train seconds      median {statistics.median(r['train_seconds'] for r in results):.1f} "
+          f"(min {min(r['train_seconds'] for r in results):.1f}, max {max(r['train_seconds'] for r in results):.1f})")
+    print(f"  total seconds      median {statistics.median(r['total_seconds'] for r in results):.1f}")
+    print(f"  training FLOPs     {first['train_flops'] / 1e12:.1f} TFLOP, "
+          f"median {statistics.median(r['train_gflops_per_second'] for r in results):.0f} GFLOP/s")
+    if first["per_epoch"] and "accuracy" in first["per_epoch"][0]:
+        print("  per epoch (seconds / plain accuracy, mean over seeds):")
+        for i, row in enumerate(first["per_epoch"]):
+            secs = statistics.fmean(r["per_epoch"][i]["seconds"] for r in results)
+            acc = statistics.fmean(r["per_epoch"][i]["accuracy"] for r in results)
+            print(f"    epoch {row['epoch']:>2}: {secs:7.1f} s  {100 * acc:.2f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""A speedrun recipe as data: the network, the schedule, the batch, augmentation and precision.
+
+Recipes live as TOML files in ``superconverge/speedrun/recipes/``; :func:`load_recipe`
+reads one by name or from a path, and rejects unknown keys with the closest known one.
+Learning rates and weight decays are in PyTorch's SGD units for the *mean* loss over
+a batch; ``bias_lr_scale`` multiplies the LR (and divides the weight decay) of biases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a speedrun trains; see ``docs/SPEEDRUN.md`` for why each value."""
+
+    name: str = "custom"
+    description: str = ""
+    # network: a frozen 2x2 patch-whitening conv, then three conv-pool-BN-GELU blocks
+    widths: tuple[int, int, int] = (64, 256, 256)
+    whiten_width: int = 24  # output channels of the whitening layer (2 per eigenvector)
+    whiten_bias_epochs: float = 3.0  # train the whitening bias only this long
+    bn_momentum: float = 0.4  # PyTorch convention: weight of the new batch statistics
+    logit_scale: float = 1 / 9
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 1024
+    lr: float = 1.5  # peak LR for the mean loss
+    momentum: float = 0.85
+    nesterov: bool = True
+    weight_decay: float = 1.33e-3
+    bias_lr_scale: float = 64.0
+    label_smoothing: float = 0.2
+    # LR: linear 1cycle from lr/div_factor up to lr at pct_start, then down to lr*final_fraction
+    pct_start: float = 0.23
+    div_factor: float = 5.0
+    final_fraction: float = 0.07
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
+    # data
+    translate: int = 2  # pixels of reflection padding for the random crop
+    flip: Literal["alternate", "random", "none"] = "alternate"
+    cutout: int = 0
+    tta: bool = True  # also report accuracy averaged over each image and its mirror
+    # machine
+    precision: Precision = "auto"
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the network (compile time counts as training time)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.widths) != 3 or any(w < 1 for w in self.widths):
+            problems.append(f"widths must be three positive ints, got {self.widths}")
+        if self.epochs < 1 or self.batch_size < 1:
+            problems.append(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if not 0 < self.pct_start < 1:
+            problems.append(f"pct_start must be in (0, 1), got {self.pct_start}")
+        if self.lr <= 0 or self.div_factor <= 0 or self.final_fraction < 0:
+            problems.append("lr and div_factor must be > 0 and final_fraction >= 0")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.flip not in ("alternate", "random", "none"):
+            problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
+        if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:
+            problems.append(f"whiten_width must be even and in [2, 24] (2 x 12 patch dims), got {self.whiten_width}")
+        if problems:
+            raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with ``changes`` applied (validated, unknown keys rejected)."""
+        return from_dict({**to_dict(self), **changes})
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
+
+
+def from_dict(values: dict[str, Any]) -> Recipe:
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"unknown recipe key(s): {', '.join(hints)}; known keys: {', '.join(FIELDS)}")
+    values = dict(values)
+    if "widths" in values:
+        values["widths"] = tuple(int(w) for w in values["widths"])
+    return Recipe(**values)
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("superconverge.speedrun") / "recipes"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A built-in recipe by name (``cpu94``, ``airbench94``) or a TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"no recipe file at {path}")
+        text = path.read_text()
+    else:
+        names = builtin_names()
+        if str(name_or_path) not in names:
+            close = difflib.get_close_matches(str(name_or_path), names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown recipe {name_or_path!r}; {hint}built-in recipes: {', '.join(names)}")
+        text = (resources.files("superconverge.speedrun") / "recipes" / f"{name_or_path}.toml").read_text()
+    return from_dict(tomllib.loads(text))

@@ -1,0 +1,167 @@
+"""Train CIFAR-10 from scratch with a :class:`Recipe` and time it.
+
+What the clock counts (``train_seconds``): from data in memory (uint8 arrays already
+loaded) to a trained model: building the net, fitting the whitening layer, any
+compilation, and every training step. ``eval_seconds`` is the final evaluation of the
+test images, plain and mirrored; ``total_seconds`` is the two together. Optional
+per-epoch evaluations (``eval_each_epoch``) are timed apart and left out of both.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from superconverge import __version__
+from superconverge.optim import Scheduler
+from superconverge.schedules import constant, join, one_cycle
+from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
+from superconverge.speedrun.recipe import Recipe, to_dict
+from superconverge.train.augment import Augment, to_input
+from superconverge.train.cifar import Cifar10
+from superconverge.train.feed import ArrayFeed
+from superconverge.train.loop import FitOptions, _to, fit
+from superconverge.train.runtime import autocast, pick_device, resolve_precision, threads
+
+
+def holdout_split(data: Cifar10, n: int, seed: int = 0) -> Cifar10:
+    """Hold out ``n`` training images (a fixed random choice) as the test set, for tuning.
+
+    The real test images are dropped, so a recipe tuned on this split never saw them.
+    """
+    if not 0 < n < len(data.train_labels):
+        raise ValueError(f"holdout must be between 1 and {len(data.train_labels) - 1}, got {n}")
+    order = np.random.default_rng(seed).permutation(len(data.train_labels))
+    keep, held = np.sort(order[n:]), np.sort(order[:n])
+    return Cifar10(data.train_images[keep], data.train_labels[keep], data.train_images[held],
+                   data.train_labels[held], data.classes)
+
+
+def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
+          device: torch.device) -> tuple[SpeedNet, torch.optim.Optimizer, Scheduler]:
+    """The network (whitening fitted on the first 5,000 training images), SGD and its schedule."""
+    torch.manual_seed(seed)
+    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
+    net.whiten.fit(to_input(train_images[:5000]))
+    net.to(device)
+    groups = param_groups(net)
+    bias_lr, bias_wd = recipe.lr * recipe.bias_lr_scale, recipe.weight_decay / recipe.bias_lr_scale
+    optimizer = torch.optim.SGD(
+        [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay),
+         dict(params=groups["biases"], lr=bias_lr, weight_decay=bias_wd),
+         dict(params=groups["whiten_bias"], lr=bias_lr, weight_decay=bias_wd)],
+        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
+    # One relative curve scaled by each group's own LR; the whitening bias stops learning early.
+    shape = one_cycle(steps, 1.0, pct_start=recipe.pct_start, anneal="linear", div_factor=recipe.div_factor,
+                      final_div_factor=1 / (recipe.div_factor * recipe.final_fraction) if recipe.final_fraction
+                      else 1e12, cycle_momentum=False)["lr"]
+    whiten_steps = round(recipe.whiten_bias_epochs * steps / recipe.epochs)
+    whiten = join([shape, constant(0.0, steps - whiten_steps)], [whiten_steps]) if 0 < whiten_steps < steps \
+        else (shape if whiten_steps >= steps else constant(0.0, steps))
+    sched = Scheduler(optimizer, {"lr": [shape, shape, whiten]}, scale={"lr": "initial"})
+    return net, optimizer, sched
+
+
+@torch.no_grad()
+def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
+                 precision: str, channels_last: bool, batch_size: int = 2000, tta: bool = True) -> dict[str, float]:
+    """Accuracy on ``images``, plain and (with ``tta``) averaged with each image's mirror."""
+    net.eval()
+    plain = mirrored = 0
+    for start in range(0, len(images), batch_size):
+        x = _to(to_input(images[start:start + batch_size]), device, channels_last)
+        y = labels[start:start + batch_size].to(device)
+        with autocast(device, precision):  # type: ignore[arg-type]
+            logits = net(x).float()
+            plain += int((logits.argmax(1) == y).sum())
+            if tta:
+                logits = logits + net(x.flip(3)).float()
+                mirrored += int((logits.argmax(1) == y).sum())
+    net.train()
+    out = {"accuracy": plain / len(images)}
+    if tta:
+        out["accuracy_tta"] = mirrored / len(images)
+    return out
+
+
+def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "auto", num_threads: int | None = None,
+             eval_each_epoch: bool = False, progress: bool = False,
+             on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train ``recipe`` on ``data.train_*`` and test on ``data.test_*``; return the figures as plain data."""
+    dev = pick_device(device)
+    precision = resolve_precision(recipe.precision, dev)
+    train_x, train_y = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
+    test_x, test_y = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
+    flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
+    feed = ArrayFeed(train_x, train_y, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),  # type: ignore[arg-type]
+                     seed=seed, channels_last=recipe.channels_last)
+    steps = len(feed) * recipe.epochs
+    per_epoch: list[dict[str, float]] = []
+    eval_clock = [0.0]
+
+    with threads(num_threads):
+        started = time.perf_counter()
+        net, optimizer, sched = build(recipe, train_x, steps, seed=seed, device=dev)
+        model = torch.compile(net) if recipe.compile else net
+
+        def epoch_done(row: dict[str, float]) -> None:
+            record = {"epoch": row["epoch"] + 1, "seconds": time.perf_counter() - started - eval_clock[0],
+                      "train_loss": row["train_loss"]}
+            if eval_each_epoch:
+                tick = time.perf_counter()
+                record.update(evaluate_tta(model, test_x, test_y, device=dev, precision=precision,
+                                           channels_last=recipe.channels_last, tta=False))
+                eval_clock[0] += time.perf_counter() - tick
+            per_epoch.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+
+        options = FitOptions(device=str(dev), precision=precision, channels_last=recipe.channels_last,
+                             label_smoothing=recipe.label_smoothing, progress=progress,
+                             divergence_factor=1e9)
+        fit(model, optimizer, sched, feed, epochs=recipe.epochs, options=options, on_epoch=epoch_done)
+        train_seconds = time.perf_counter() - started - eval_clock[0]
+        tick = time.perf_counter()
+        final = evaluate_tta(model, test_x, test_y, device=dev, precision=precision,
+                             channels_last=recipe.channels_last, tta=recipe.tta)
+        eval_seconds = time.perf_counter() - tick
+
+    flops = flops_per_image(net)
+    images_seen = len(train_x) * recipe.epochs
+    return {
+        "recipe": recipe.name,
+        "seed": seed,
+        "test_accuracy": final.get("accuracy_tta", final["accuracy"]),
+        "test_accuracy_plain": final["accuracy"],
+        "test_accuracy_tta": final.get("accuracy_tta"),
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "total_seconds": train_seconds + eval_seconds,
+        "epochs": recipe.epochs,
+        "steps": steps,
+        "train_images": len(train_x),
+        "test_images": len(test_x),
+        "per_epoch": per_epoch,
+        "train_flops": flops["train"] * images_seen,
+        "train_gflops_per_second": flops["train"] * images_seen / train_seconds / 1e9,
+        "device": str(dev),
+        "precision": precision,
+        "threads": torch.get_num_threads() if num_threads is None else num_threads,
+        "torch": torch.__version__,
+        "superconverge": __version__,
+        "machine": platform.processor() or platform.machine(),
+        "config": to_dict(recipe),
+    }
+
+
+def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
+    """``recipe`` with the non-None ``changes``; a changed recipe keeps its name plus a '*'."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
+
+
+__all__ = ["build", "evaluate_tta", "holdout_split", "speedrun", "with_overrides"]

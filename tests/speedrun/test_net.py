@@ -1,0 +1,42 @@
+import torch
+
+from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups, whitening_filters
+
+
+def test_whitening_filters_decorrelate_patches():
+    torch.manual_seed(0)
+    mix = torch.randn(12, 12)
+    # images whose 2x2 patches are strongly correlated
+    images = torch.randn(200, 3, 8, 8)
+    images = images + 0.8 * images.roll(1, 2) + 0.5 * images.roll(1, 1)
+    filters = whitening_filters(images, 24, eps=0.0)
+    assert filters.shape == (24, 3, 2, 2)
+    assert torch.allclose(filters[12:], -filters[:12])
+    out = torch.nn.functional.conv2d(images, filters[:12])
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12)
+    cov = torch.cov(flat.T)
+    assert torch.allclose(cov, torch.eye(12), atol=1e-3), cov
+    del mix
+
+
+def test_speednet_shapes_groups_and_frozen_parts():
+    net = SpeedNet((8, 16, 16))
+    assert net(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    groups = param_groups(net)
+    trainable = {id(p) for p in net.parameters() if p.requires_grad}
+    grouped = [id(p) for ps in groups.values() for p in ps]
+    assert sorted(grouped) == sorted(trainable) and len(set(grouped)) == len(grouped)
+    assert not net.whiten.weight.requires_grad
+    assert all(not m.weight.requires_grad for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_flop_count_matches_the_conv_arithmetic_and_leaves_the_net_alone():
+    net = SpeedNet((8, 16, 16), whiten_width=4)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    flops = flops_per_image(net)
+    # multiply-adds of the convs and the head, counted by hand (x2 for FLOPs)
+    macs = (31 * 31 * 4 * 12 + 31 * 31 * 8 * 4 * 9 + 15 * 15 * 8 * 8 * 9 + 15 * 15 * 16 * 8 * 9
+            + 7 * 7 * 16 * 16 * 9 + 7 * 7 * 16 * 16 * 9 + 3 * 3 * 16 * 16 * 9 + 16 * 10)
+    assert flops["forward"] == 2 * macs
+    assert 2 * flops["forward"] < flops["train"] <= 3 * flops["forward"]
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

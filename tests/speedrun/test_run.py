@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from superconverge.cli import main
+from superconverge.speedrun import Recipe, holdout_split, speedrun
+from superconverge.speedrun.run import build
+from superconverge.train.run import load_data
+
+SMALL = Recipe(name="small", widths=(8, 16, 16), epochs=2, batch_size=500)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_data("sample")
+
+
+def test_holdout_split_is_disjoint_and_never_uses_the_test_set(sample):
+    split = holdout_split(sample, 1000)
+    assert len(split.train_labels) == 4000 and len(split.test_labels) == 1000
+    rows = lambda a: {r.tobytes() for r in a.reshape(len(a), -1)}  # noqa: E731
+    assert not rows(split.train_images) & rows(split.test_images)
+    assert rows(split.test_images) <= rows(sample.train_images)
+    with pytest.raises(ValueError, match="holdout"):
+        holdout_split(sample, 5000)
+
+
+def test_schedule_scales_each_group_and_stops_the_whitening_bias(sample):
+    recipe = SMALL.replace(epochs=10, whiten_bias_epochs=3)
+    images = torch.from_numpy(sample.train_images)
+    _, optimizer, sched = build(recipe, images, steps=100, seed=0, device=torch.device("cpu"))
+    lrs = np.array([sched.values_at(t)["lr"] for t in range(100)])
+    weights, biases, whiten = lrs.T
+    assert weights[0] == pytest.approx(recipe.lr / recipe.div_factor)
+    assert weights.max() == pytest.approx(recipe.lr) and weights.argmax() == 22  # pct_start 0.23 of 100
+    assert weights[-1] == pytest.approx(recipe.lr * recipe.final_fraction)
+    assert np.allclose(biases, weights * recipe.bias_lr_scale)
+    assert np.allclose(whiten[:30], biases[:30]) and not whiten[30:].any()
+    decays = [g["weight_decay"] for g in optimizer.param_groups]
+    assert decays == pytest.approx([recipe.weight_decay] + 2 * [recipe.weight_decay / recipe.bias_lr_scale])
+
+
+def test_a_small_speedrun_learns_and_reports_its_figures(sample):
+    result = speedrun(SMALL, sample, seed=1, eval_each_epoch=True)
+    assert result["steps"] == 2 * 10 and result["train_images"] == 5000 and result["test_images"] == 1000
+    assert 0.2 < result["test_accuracy_plain"] <= 1 and result["test_accuracy"] == result["test_accuracy_tta"]
+    assert [r["epoch"] for r in result["per_epoch"]] == [1, 2]
+    assert result["per_epoch"][-1]["accuracy"] == pytest.approx(result["test_accuracy_plain"])
+    assert result["per_epoch"][0]["seconds"] < result["per_epoch"][1]["seconds"] <= result["train_seconds"]
+    assert result["total_seconds"] == pytest.approx(result["train_seconds"] + result["eval_seconds"])
+    assert result["train_flops"] > 0 and result["train_gflops_per_second"] > 0
+    json.dumps(result)  # plain data
+
+
+def test_same_seed_same_result(sample):
+    recipe = SMALL.replace(epochs=1)
+    a, b = (speedrun(recipe, sample, seed=3) for _ in range(2))
+    assert a["test_accuracy_plain"] == b["test_accuracy_plain"]
+
+
+def test_cli_json_and_errors(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "r.json"
+    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "widths=[8,16,16]", "--set", "batch_size=500",
+            "--holdout", "1000", "--target", "0.1", "--json", "--out", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures == json.loads(out.read_text())
+    for key in ("test_accuracy", "train_seconds", "total_seconds", "epochs"):
+        assert key in figures
+    assert figures["holdout"] == 1000 and figures["test_images"] == 1000 and figures["recipe"] == "cpu94*"
+    bad = runner.invoke(main, ["speedrun", "--data", "sample", "--set", "widht=[8,16,16]"])
+    assert bad.exit_code == 2 and "did you mean 'widths'" in bad.output
+    bad = runner.invoke(main, ["speedrun", "--data", "sample", "--recipe", "fastest"])
+    assert bad.exit_code == 2 and "built-in recipes" in bad.output
