@@ -44,7 +44,9 @@ class Recipe:
     pct_start: float = 0.23
     div_factor: float = 5.0
     final_fraction: float = 0.07
-    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
+    # Lookahead every k steps (0: off) pulling towards slow weights with decay c * (t/T)^3
+    lookahead_every: int = 5
+    lookahead_decay: float = 0.95**5
     # data
     translate: int = 2  # pixels of reflection padding for the random crop
     flip: Literal["alternate", "random", "none"] = "alternate"
@@ -67,6 +69,8 @@ class Recipe:
             problems.append("lr and div_factor must be > 0 and final_fraction >= 0")
         if not 0 <= self.momentum < 1:
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.lookahead_every < 0 or not 0 <= self.lookahead_decay <= 1:
+            problems.append("lookahead_every must be >= 0 and lookahead_decay in [0, 1]")
         if self.flip not in ("alternate", "random", "none"):
             problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
         if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:

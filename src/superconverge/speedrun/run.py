@@ -18,6 +18,7 @@ import torch
 
 from superconverge import __version__
 from superconverge.optim import Scheduler
+from superconverge.optim.lookahead import Lookahead
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
 from superconverge.speedrun.recipe import Recipe, to_dict
@@ -107,6 +108,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         started = time.perf_counter()
         net, optimizer, sched = build(recipe, train_x, steps, seed=seed, device=dev)
         model = torch.compile(net) if recipe.compile else net
+        lookahead = Lookahead(net, optimizer, lambda t: recipe.lookahead_decay * (t / steps) ** 3,
+                              every=recipe.lookahead_every) if recipe.lookahead_every else None
 
         def epoch_done(row: dict[str, float]) -> None:
             record = {"epoch": row["epoch"] + 1, "seconds": time.perf_counter() - started - eval_clock[0],
@@ -124,6 +127,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
                              label_smoothing=recipe.label_smoothing, progress=progress,
                              divergence_factor=1e9)
         fit(model, optimizer, sched, feed, epochs=recipe.epochs, options=options, on_epoch=epoch_done)
+        if lookahead is not None:
+            lookahead.finish()
         train_seconds = time.perf_counter() - started - eval_clock[0]
         tick = time.perf_counter()
         final = evaluate_tta(model, test_x, test_y, device=dev, precision=precision,

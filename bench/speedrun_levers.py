@@ -1,0 +1,78 @@
+"""Training throughput of the speedrun network under each CPU lever, side by side in one process.
+
+Levers: width, batch size, channels_last, torch.compile, precision, input resolution.
+Each line is images/s of full training steps (forward, backward, SGD) on random data,
+median of ``--steps`` timed steps after warm-up. Run alone on the machine:
+
+    python bench/speedrun_levers.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.nn import functional as F
+
+from superconverge.speedrun.net import SpeedNet, flops_per_image
+from superconverge.train.runtime import autocast
+
+BASE = dict(widths=(64, 256, 256), batch=1024, channels_last=True, compile=False, precision="fp32", size=32)
+VARIANTS = [
+    {},
+    dict(channels_last=False),
+    dict(batch=512),
+    dict(batch=256),
+    dict(compile=True),
+    dict(precision="bf16"),
+    dict(widths=(64, 192, 192)),
+    dict(widths=(64, 128, 128)),
+    dict(widths=(48, 192, 192)),
+    dict(size=24),
+    dict(size=28),
+]
+
+
+def measure(widths, batch, channels_last, compile, precision, size, steps) -> tuple[float, float]:
+    torch.manual_seed(0)
+    net = SpeedNet(widths)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    flops = flops_per_image(net, size)["train"]
+    model = torch.compile(net) if compile else net
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.85, nesterov=True)
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,))
+    times = []
+    for i in range(steps + 2):
+        tick = time.perf_counter()
+        with autocast(torch.device("cpu"), precision):
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.2)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= 2:
+            times.append(time.perf_counter() - tick)
+    seconds = statistics.median(times)
+    return batch / seconds, flops * batch / seconds / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; base {BASE}")
+    base_rate = None
+    for change in VARIANTS:
+        config = {**BASE, **change}
+        rate, gflops = measure(**config, steps=args.steps)
+        base_rate = base_rate or rate
+        label = ", ".join(f"{k}={v}" for k, v in change.items()) or "base"
+        print(f"  {label:<28} {rate:7.1f} img/s  {rate / base_rate:5.2f}x  {gflops:6.1f} GFLOP/s "
+              f"({50000 / rate:6.1f} s per 50k-image epoch)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
