@@ -26,7 +26,6 @@ VARIANTS = [
     dict(batch=512),
     dict(batch=256),
     dict(compile=True),
-    dict(precision="bf16"),
     dict(widths=(64, 192, 192)),
     dict(widths=(64, 128, 128)),
     dict(widths=(48, 192, 192)),

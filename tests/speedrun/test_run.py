@@ -85,3 +85,25 @@ def test_cli_json_and_errors(tmp_path):
     assert bad.exit_code == 2 and "did you mean 'widths'" in bad.output
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--recipe", "fastest"])
     assert bad.exit_code == 2 and "built-in recipes" in bad.output
+
+
+def test_progressive_resizing_downscales_early_epochs_only(small):
+    from superconverge.speedrun.run import ResizedFeed
+    from superconverge.train.feed import ArrayFeed
+
+    images, labels = torch.from_numpy(small.train_images[:64]), torch.from_numpy(small.train_labels[:64])
+    feed = ResizedFeed(ArrayFeed(images, labels, 32, shuffle=False), size=24, until_epoch=2)
+    assert len(feed) == 2
+    (x1, y1), _ = list(feed(1))
+    (x2, y2), _ = list(feed(2))
+    assert x1.shape == (32, 3, 24, 24) and x2.shape == (32, 3, 32, 32)
+    assert x1.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y1, y2)
+    # a downscaled image is the antialiased bilinear resize of the full one
+    assert torch.allclose(x1, torch.nn.functional.interpolate(x2, size=24, mode="bilinear", antialias=True), atol=1e-5)
+    result = speedrun(SMALL.replace(batch_size=250, low_res_epochs=1, epochs=2), small, seed=0)
+    per_image = result["train_flops"] / result["train_images"]
+    from superconverge.speedrun.net import SpeedNet, flops_per_image
+
+    net = SpeedNet(SMALL.widths)
+    assert per_image == pytest.approx(flops_per_image(net, 24)["train"] + flops_per_image(net, 32)["train"])

@@ -49,6 +49,8 @@ class Recipe:
     lookahead_decay: float = 0.95**5
     # data
     translate: int = 2  # pixels of reflection padding for the random crop
+    low_res_epochs: int = 0  # progressive resizing: the first epochs see images downscaled to...
+    low_res: int = 24  # ...this many pixels a side (bilinear, antialiased); the net is size-agnostic
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     tta: bool = True  # also report accuracy averaged over each image and its mirror
@@ -69,6 +71,9 @@ class Recipe:
             problems.append("lr and div_factor must be > 0 and final_fraction >= 0")
         if not 0 <= self.momentum < 1:
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.low_res_epochs < self.epochs or not 8 <= self.low_res <= 32:
+            problems.append(f"low_res_epochs must be in [0, epochs) and low_res in [8, 32], got "
+                            f"{self.low_res_epochs} and {self.low_res}")
         if self.lookahead_every < 0 or not 0 <= self.lookahead_decay <= 1:
             problems.append("lookahead_every must be >= 0 and lookahead_decay in [0, 1]")
         if self.flip not in ("alternate", "random", "none"):

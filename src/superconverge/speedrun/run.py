@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from superconverge import __version__
 from superconverge.optim import Scheduler
@@ -24,7 +27,7 @@ from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
 from superconverge.speedrun.recipe import Recipe, to_dict
 from superconverge.train.augment import Augment, to_input
 from superconverge.train.cifar import Cifar10
-from superconverge.train.feed import ArrayFeed
+from superconverge.train.feed import ArrayFeed, Batch, Feed, Shard
 from superconverge.train.loop import FitOptions, _to, fit
 from superconverge.train.runtime import autocast, pick_device, resolve_precision, threads
 
@@ -40,6 +43,27 @@ def holdout_split(data: Cifar10, n: int, seed: int = 0) -> Cifar10:
     keep, held = np.sort(order[n:]), np.sort(order[:n])
     return Cifar10(data.train_images[keep], data.train_labels[keep], data.train_images[held],
                    data.train_labels[held], data.classes)
+
+
+@dataclass(frozen=True, eq=False)
+class ResizedFeed:
+    """``feed`` with its images downscaled to ``size`` pixels in epochs before ``until_epoch``."""
+
+    feed: Feed
+    size: int
+    until_epoch: int
+
+    def __len__(self) -> int:
+        return len(self.feed)
+
+    def __call__(self, epoch: int, start_batch: int = 0, shard: Shard = (0, 1)) -> Iterator[Batch]:
+        for x, y in self.feed(epoch, start_batch, shard):
+            if epoch < self.until_epoch and x.shape[-1] != self.size:
+                channels_last = x.is_contiguous(memory_format=torch.channels_last)
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                  align_corners=False)
+                x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            yield x, y
 
 
 def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
@@ -101,6 +125,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     feed = ArrayFeed(train_x, train_y, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),  # type: ignore[arg-type]
                      seed=seed, channels_last=recipe.channels_last)
     steps = len(feed) * recipe.epochs
+    if recipe.low_res_epochs:
+        feed = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs)  # type: ignore[assignment]
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
@@ -135,8 +161,9 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
                              channels_last=recipe.channels_last, tta=recipe.tta)
         eval_seconds = time.perf_counter() - tick
 
-    flops = flops_per_image(net)
-    images_seen = len(train_x) * recipe.epochs
+    full = flops_per_image(net)["train"]
+    low = flops_per_image(net, recipe.low_res)["train"] if recipe.low_res_epochs else 0.0
+    train_flops = len(train_x) * (recipe.low_res_epochs * low + (recipe.epochs - recipe.low_res_epochs) * full)
     return {
         "recipe": recipe.name,
         "seed": seed,
@@ -151,8 +178,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         "train_images": len(train_x),
         "test_images": len(test_x),
         "per_epoch": per_epoch,
-        "train_flops": flops["train"] * images_seen,
-        "train_gflops_per_second": flops["train"] * images_seen / train_seconds / 1e9,
+        "train_flops": train_flops,
+        "train_gflops_per_second": train_flops / train_seconds / 1e9,
         "device": str(dev),
         "precision": precision,
         "threads": torch.get_num_threads() if num_threads is None else num_threads,
