@@ -46,9 +46,10 @@ def test_schedule_scales_each_group_and_stops_the_whitening_bias(sample):
     assert weights.max() == pytest.approx(recipe.lr) and weights.argmax() == 22  # pct_start 0.23 of 100
     assert weights[-1] == pytest.approx(recipe.lr * recipe.final_fraction)
     assert np.allclose(biases, weights * recipe.bias_lr_scale)
-    assert np.allclose(whiten[:30], biases[:30]) and not whiten[30:].any()
+    assert np.allclose(whiten[:30], weights[:30]) and not whiten[30:].any()
     decays = [g["weight_decay"] for g in optimizer.param_groups]
-    assert decays == pytest.approx([recipe.weight_decay] + 2 * [recipe.weight_decay / recipe.bias_lr_scale])
+    assert decays == pytest.approx([recipe.weight_decay, recipe.weight_decay / recipe.bias_lr_scale,
+                                    recipe.weight_decay])
 
 
 def test_a_small_speedrun_learns_and_reports_its_figures(small):

@@ -78,9 +78,10 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     optimizer = torch.optim.SGD(
         [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay),
          dict(params=groups["biases"], lr=bias_lr, weight_decay=bias_wd),
-         dict(params=groups["whiten_bias"], lr=bias_lr, weight_decay=bias_wd)],
+         dict(params=groups["whiten_bias"], lr=recipe.lr, weight_decay=recipe.weight_decay)],
         lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
-    # One relative curve scaled by each group's own LR; the whitening bias stops learning early.
+    # One relative curve scaled by each group's own LR (BN biases at bias_lr_scale x; the whitening
+    # bias, like the weights, at 1x) and the whitening bias stops learning early.
     shape = one_cycle(steps, 1.0, pct_start=recipe.pct_start, anneal="linear", div_factor=recipe.div_factor,
                       final_div_factor=1 / (recipe.div_factor * recipe.final_fraction) if recipe.final_fraction
                       else 1e12, cycle_momentum=False)["lr"]
