@@ -58,6 +58,7 @@ class Recipe:
     precision: Precision = "auto"
     channels_last: bool = True
     compile: bool = False  # torch.compile the network (compile time counts as training time)
+    flush_denormal: bool = False  # CPU: treat denormal floats as zero (FTZ/DAZ), restored afterwards
 
     def __post_init__(self) -> None:
         problems = []

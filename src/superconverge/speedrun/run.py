@@ -9,6 +9,7 @@ per-epoch evaluations (``eval_each_epoch``) are timed apart and left out of both
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from collections.abc import Iterator
@@ -64,6 +65,20 @@ class ResizedFeed:
                                   align_corners=False)
                 x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
             yield x, y
+
+
+@contextlib.contextmanager
+def flushing_denormals(on: bool) -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU while inside (a no-op where unsupported)."""
+    if not on:
+        yield
+        return
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported:
+            torch.set_flush_denormal(False)
 
 
 def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
@@ -131,7 +146,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
-    with threads(num_threads):
+    with threads(num_threads), flushing_denormals(recipe.flush_denormal and dev.type == "cpu"):
         started = time.perf_counter()
         net, optimizer, sched = build(recipe, train_x, steps, seed=seed, device=dev)
         model = torch.compile(net) if recipe.compile else net
