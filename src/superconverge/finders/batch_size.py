@@ -33,7 +33,7 @@ from torch import nn
 
 from superconverge.finders.lr_range import LossFn, to_device
 from superconverge.finders.memory import budget as _budget
-from superconverge.finders.memory import cpu_peak, gib, reset_cpu_peak
+from superconverge.finders.memory import cpu_peak, gib, release_free_memory, reset_cpu_peak
 from superconverge.train.checkpoint import rng_state, set_rng_state
 from superconverge.train.runtime import Precision, autocast, pick_device, resolve_precision
 
@@ -217,6 +217,8 @@ def _trial(b: int, make_model: Callable[[], nn.Module], make_optimizer: Callable
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
+    else:
+        release_free_memory()
     before = -1 if cuda or reset_cpu_peak() else cpu_peak()
     try:
         seconds = _steps(b, make_model, make_optimizer, loss_fn, sample_batch_fn, dev, prec, timed_steps)
