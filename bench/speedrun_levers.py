@@ -4,7 +4,8 @@ Levers: width, batch size, channels_last, torch.compile, precision, input resolu
 Each line is images/s of full training steps (forward, backward, SGD) on random data,
 median of ``--steps`` timed steps after warm-up. Run alone on the machine:
 
-    python bench/speedrun_levers.py
+    python bench/speedrun_levers.py                     # base precision: what "auto" picks here
+    python bench/speedrun_levers.py --precision fp32    # the same levers in fp32
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from superconverge.speedrun.net import SpeedNet, flops_per_image
-from superconverge.train.runtime import autocast
+from superconverge.train.runtime import autocast, resolve_precision
 
 BASE = dict(widths=(64, 256, 256), batch=1024, channels_last=True, compile=False, precision="fp32", size=32)
 VARIANTS = [
@@ -31,6 +32,7 @@ VARIANTS = [
     dict(widths=(48, 192, 192)),
     dict(size=24),
     dict(size=28),
+    dict(precision="other"),  # the other precision than the base: fp32 <-> bf16
 ]
 
 
@@ -61,11 +63,19 @@ def measure(widths, batch, channels_last, compile, precision, size, steps) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="precision of the base (default: what auto picks on this CPU)")
+    parser.add_argument("--only", nargs="*", type=int, help="indices of VARIANTS to run (0 = base)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; base {BASE}")
+    base = {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
+    other = "fp32" if base["precision"] == "bf16" else "bf16"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; base {base}")
     base_rate = None
-    for change in VARIANTS:
-        config = {**BASE, **change}
+    for index, change in enumerate(VARIANTS):
+        if args.only and index not in args.only and index != 0:
+            continue
+        change = {k: other if v == "other" else v for k, v in change.items()}
+        config = {**base, **change}
         rate, gflops = measure(**config, steps=args.steps)
         base_rate = base_rate or rate
         label = ", ".join(f"{k}={v}" for k, v in change.items()) or "base"
