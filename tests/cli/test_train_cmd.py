@@ -59,12 +59,16 @@ def test_config_file_runs_unchanged_and_flags_override_it(tmp_path):
         (["--set", "learning_rate=0.1"], "unknown config key 'learning_rate'"),
         (["--schedule", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
         (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--device", "nonsense"], "unknown device 'nonsense'"),
+        (["--device", "cpu", "--precision", "fp16"], "fp16 autocast is for GPUs"),
+        (["--threads", "0"], "threads must be >= 1"),
     ],
 )
 def test_bad_input(tmp_path, args, message):
     result = train(*SMALL, *args, "--quiet", "--out", str(tmp_path / "run"))
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert not (tmp_path / "run").exists()  # so the corrected command can use the same --out
 
 
 def test_out_and_resume_go_alone(tmp_path):

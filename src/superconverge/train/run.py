@@ -26,7 +26,7 @@ from superconverge.train.feed import ArrayFeed
 from superconverge.train.loop import CHECKPOINT, FitOptions, History, fit, steps_per_epoch
 from superconverge.train.models import build_model
 from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_toml
-from superconverge.train.runtime import build_optimizer, threads
+from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
 
@@ -73,7 +73,10 @@ def feeds(config: TrainConfig, data: Cifar10) -> tuple[ArrayFeed, ArrayFeed]:
 
 
 def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) -> TrainConfig:
-    """Check ``out`` for a new run (empty or ``force``) or a resume; returns the config to run."""
+    """Check ``out`` for a new run (empty or ``force``) or a resume; returns the config to run.
+
+    Writes nothing: :func:`start_dir` does, once the run's inputs have been checked.
+    """
     if resume:
         if not (out / CONFIG).is_file() or not (out / CHECKPOINT).is_file():
             raise RunDirError(f"{out} holds no run to resume (no {CONFIG} and {CHECKPOINT}); "
@@ -83,15 +86,20 @@ def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) ->
             raise RunDirError(f"{out} holds a {saved.model} run, but {config.model} was asked for; "
                               f"resume with --model {saved.model} or start a new run")
         return saved
+    if out.exists() and any(out.iterdir()) and not force:
+        raise RunDirError(f"{out} already exists and is not empty; choose another --out, "
+                          "continue it with --resume, or pass --force to overwrite it")
+    return config
+
+
+def start_dir(out: Path, config: TrainConfig) -> None:
+    """Clear ``out`` for a new run and write its ``config.toml`` (rank 0 only: one writer)."""
+    if dist.rank() != 0:
+        return
     if out.exists() and any(out.iterdir()):
-        if not force:
-            raise RunDirError(f"{out} already exists and is not empty; choose another --out, "
-                              "continue it with --resume, or pass --force to overwrite it")
-        if dist.rank() == 0:
-            shutil.rmtree(out)
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(to_toml(config, f"superconverge {__version__} training run"))
-    return config
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False,
@@ -109,6 +117,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: 
         policy = build_policy(config, per_epoch)
         optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.max_lr,
                                     momentum=config.momentum, weight_decay=config.weight_decay)
+        resolve_precision(config.precision, pick_device(config.device))  # type: ignore[arg-type]
+        if not resume:  # only now: a typo must not leave a half-made run directory behind
+            start_dir(out, config)
         options = FitOptions(device=config.device, precision=config.precision,  # type: ignore[arg-type]
                              channels_last=config.channels_last, accumulate=config.accumulate,
                              grad_clip=config.grad_clip, label_smoothing=config.label_smoothing,
