@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -95,6 +96,15 @@ def test_jobs_run_in_parallel_processes_without_oversubscribing(tmp_path):
     assert result.jobs * result.threads <= 2 and result.counts["done"] == 2
     workers = {r["worker"] for r in store.records(store.connect(tmp_path / "out" / store.DB))}
     assert len(workers) == 2, workers
+
+
+def test_the_core_count_is_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace("epochs = 3", "epochs = 1").replace("pct_start = 0.01", "pct_start = 0.5"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # the machine's cores, of which this process gets one
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    result = run_study(spec, "smoke", tmp_path / "out", jobs=2)
+    assert (result.jobs, result.threads, result.counts["done"]) == (1, 1, 2)
 
 
 def test_a_directory_of_another_study_is_refused(tmp_path):

@@ -3,8 +3,8 @@
 Layout of a study directory: ``study.db`` (the store) and ``runs/<hash>/`` (one run
 directory per run, as ``superconverge train`` writes it). Running again resumes: done
 and failed runs are kept, queued ones run, and a run whose runner died restarts from its
-checkpoint. ``jobs`` worker processes share the cores (each gets ``cores // jobs``
-threads); several ``run_study`` calls on one directory share the queue safely.
+checkpoint. ``jobs`` worker processes share the cores this process may use (each gets
+``cores // jobs`` threads); several ``run_study`` calls on one directory share the queue safely.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
     if retry_failed:
         store.requeue_failed(conn)
     n_seeds = seeds if seeds is not None else spec.seeds
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     jobs = min(jobs, cores)
     per_job = max(1, cores // jobs)  # threads x jobs <= cores: oversubscribed cores run slower, not faster
     per_job = min(per_job, threads) if threads is not None else per_job
@@ -73,6 +73,14 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
         for p in procs:
             p.join()
     return StudyResult(spec.name, scale, out, store.counts(conn), jobs, per_job)
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one (a container or ``taskset``
+    limit), else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def work(out: Path, threads: int, seeds: int, log: Log | None = None) -> int:
