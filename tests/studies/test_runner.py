@@ -9,8 +9,9 @@ import pytest
 
 from superconverge.report.html import write_report
 from superconverge.studies import engine, store
-from superconverge.studies.runner import run_study
+from superconverge.studies.runner import available_cores, run_study
 from superconverge.studies.spec import builtin_names
+from superconverge.train.recipe import load_toml
 
 TINY = """
 name = "tiny-study"
@@ -60,26 +61,33 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
     assert run_study(spec, "smoke", tmp_path / "out", threads=1, retry_failed=True).counts["failed"] == 1
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY.replace('[[arms]]\nname = "broken"', '[[arms]]\nname = "broken"\nepochs = 1'))
-    reference = run_study(spec, "smoke", tmp_path / "ref", threads=1)
+def interrupt_in_second_epoch(monkeypatch, spec, out, threads):
+    """Run the study until the first run's epoch 1 ends, then stop it as Ctrl-C would (before that
+    epoch's checkpoint: the run directory holds epoch 0's)."""
     calls = []
     real_train = engine.train
 
-    def interrupted(config, out, **kwargs):
+    def interrupted(config, out, on_epoch, **kwargs):
         def stop(row):
+            on_epoch(row)
             calls.append(row["epoch"])
-            if len(calls) == 2:  # after epoch 0's checkpoint, in epoch 1
+            if len(calls) == 2:
                 raise KeyboardInterrupt
         return real_train(config, out, on_epoch=stop, **kwargs)
 
     monkeypatch.setattr(engine, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_study(spec, "smoke", tmp_path / "cut", threads=1)
+        run_study(spec, "smoke", out, threads=threads)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace('[[arms]]\nname = "broken"', '[[arms]]\nname = "broken"\nepochs = 1'))
+    reference = run_study(spec, "smoke", tmp_path / "ref", threads=1)
+    interrupt_in_second_epoch(monkeypatch, spec, tmp_path / "cut", threads=1)
     conn = store.connect(tmp_path / "cut" / store.DB)
     assert store.counts(conn)["queued"] == 2  # released for the next runner
-    monkeypatch.setattr(engine, "train", real_train)
+    monkeypatch.undo()
     run_study(spec, "smoke", tmp_path / "cut", threads=1)
     ok = {d: [r for r in store.records(store.connect(tmp_path / d / store.DB)) if r["arm"] == "ok"][0]
           for d in ("ref", "cut")}
@@ -87,6 +95,18 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert ok["cut"]["metrics"]["test_loss"] == ok["ref"]["metrics"]["test_loss"]  # exact resume
     assert json.dumps(ok["cut"]["history"]["epochs"][0]) and len(ok["cut"]["history"]["epochs"]) == 3
     assert reference.counts["done"] == 1
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to start a run with 2 threads")
+def test_a_resumed_run_trains_with_the_runners_threads_not_the_saved_ones(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    interrupt_in_second_epoch(monkeypatch, spec, tmp_path / "out", threads=2)
+    monkeypatch.undo()
+    run_study(spec, "smoke", tmp_path / "out", threads=1)  # e.g. now beside another job
+    ok = [r for r in store.records(store.connect(tmp_path / "out" / store.DB)) if r["arm"] == "ok"][0]
+    assert ok["attempts"] == 2 and ok["metrics"]["threads"] == 1
+    assert load_toml(tmp_path / "out" / "runs" / ok["hash"] / "config.toml").threads == 1
 
 
 def test_jobs_run_in_parallel_processes_without_oversubscribing(tmp_path):
