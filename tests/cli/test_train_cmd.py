@@ -84,7 +84,19 @@ def test_an_existing_run_is_not_overwritten_without_force(tmp_path):
     assert result.exit_code == 2 and "pass --force to overwrite it" in result.output
     assert (out / "keep.txt").read_text() == "precious"
     assert train(*SMALL, "--quiet", "--out", str(out), "--force").exit_code == 0
-    assert not (out / "keep.txt").exists()
+    assert (out / "keep.txt").read_text() == "precious"  # --force replaces the run's files only
+
+
+def test_force_replaces_the_previous_run_and_nothing_else(tmp_path):
+    out = tmp_path / "run"
+    assert train(*SMALL, "--quiet", "--out", str(out)).exit_code == 0
+    (out / "notes").mkdir()
+    (out / "notes" / "todo.md").write_text("compare with resnet56")
+    result = train(*SMALL, "--epochs", "1", "--set", "plots=false", "--quiet", "--out", str(out), "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "notes" / "todo.md").read_text() == "compare with resnet56"
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
+    assert not (out / "curves.png").exists()  # the old run's plots went with it
 
 
 def test_resume_of_a_directory_without_a_run(tmp_path):

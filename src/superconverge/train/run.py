@@ -2,14 +2,14 @@
 
 The run directory holds ``config.toml``, ``checkpoint.pt``, ``history.csv`` (per epoch),
 ``steps.jsonl`` (per optimizer step), ``curves.png``, ``schedule.png`` and
-``summary.json``. Nothing in an existing run directory is overwritten without ``force``.
+``summary.json``. Nothing in an existing run directory is overwritten without ``force``,
+and ``force`` removes only these files.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +29,7 @@ from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
+RUN_FILES = (CONFIG, CHECKPOINT, "history.csv", "steps.jsonl", "summary.json", "curves.png", "schedule.png")
 
 
 class RunDirError(ValueError):
@@ -93,12 +94,15 @@ def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) ->
 
 
 def start_dir(out: Path, config: TrainConfig) -> None:
-    """Clear ``out`` for a new run and write its ``config.toml`` (rank 0 only: one writer)."""
+    """Remove a previous run's files from ``out`` and write the new ``config.toml`` (rank 0 only)."""
     if dist.rank() != 0:
         return
-    if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    # only what a run writes: --force must not take unrelated files with it
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for part in out.glob(f".{CHECKPOINT}.*.part"):  # left by a kill during a checkpoint write
+        part.unlink()
     (out / CONFIG).write_text(to_toml(config, f"superconverge {__version__} training run"))
 
 
