@@ -30,7 +30,9 @@ def fake_study(directory, name="cyclical-momentum", seeds=4, finish=True):
         epochs = [{"epoch": e, "train_loss": 2 - e / 2, "test_loss": 1.5 - e / 4, "test_accuracy": acc - 0.1 * (2 - e)}
                   for e in range(3)]
         steps = [{"step": i, "lr": 0.1 * (1 + i % 4), "momentum": 0.9, "loss": 2.0} for i in range(12)]
-        store.finish(conn, run["hash"], {"test_accuracy": acc, "test_loss": 0.7, "train_seconds": 12.0},
+        store.finish(conn, run["hash"], {"test_accuracy": acc, "test_loss": 0.7, "train_seconds": 12.0,
+                                         "precision": "bf16", "device": "cpu", "torch_version": "2.13.0+cpu",
+                                         "threads": 2},
                      {"epochs": epochs, "steps": steps, "steps_per_epoch": 4}, 13.0)
     return spec
 
@@ -46,6 +48,7 @@ def test_a_report_states_claim_verdict_table_and_failures(tmp_path):
     assert "81.30%" in page and "± 0.26" in page  # mean and s.d. over 4 seeds
     assert "DivergedError: the loss is nan at step 3" in page and "1 failed" in page
     assert "Smoke scale" in page
+    assert "Machine: precision <b>bf16</b>; device cpu; torch 2.13.0+cpu; 2 thread(s) per run" in page
 
 
 def test_an_index_links_every_study_in_a_directory(tmp_path):

@@ -6,12 +6,14 @@ import json
 import os
 
 import pytest
+import torch
 
 from superconverge.report.html import write_report
 from superconverge.studies import engine, store
 from superconverge.studies.runner import available_cores, run_study
 from superconverge.studies.spec import builtin_names
 from superconverge.train.recipe import load_toml
+from superconverge.train.runtime import pick_device, resolve_precision
 
 TINY = """
 name = "tiny-study"
@@ -57,6 +59,10 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
     broken = [r for r in store.records(store.connect(tmp_path / "out" / store.DB)) if r["arm"] == "broken"][0]
     assert broken["error"].startswith("ValueError: pct_start")
     assert (tmp_path / "out" / "runs" / broken["hash"] / "error.txt").is_file()
+    ok = [r for r in store.records(store.connect(tmp_path / "out" / store.DB)) if r["arm"] == "ok"][0]
+    device = pick_device("auto")  # how the run computed: precision "auto" as resolved on this machine
+    assert ok["metrics"]["precision"] == resolve_precision("auto", device) and ok["metrics"]["device"] == str(device)
+    assert ok["metrics"]["torch_version"] == torch.__version__ and ok["metrics"]["threads"] == 1
     assert "1 failed" in write_report(tmp_path / "out").read_text()
     assert run_study(spec, "smoke", tmp_path / "out", threads=1, retry_failed=True).counts["failed"] == 1
 

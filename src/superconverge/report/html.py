@@ -2,7 +2,7 @@
 
 No network, no JavaScript: figures are embedded as base64 PNG. The page opens with an
 index of the studies (claim, scale, verdict) that links to one section per study: the
-claim, the design, the verdict with the numbers behind each check, the figures, a table
+claim, the design, how the runs computed (precision, device, torch, threads), the verdict with the numbers behind each check, the figures, a table
 of results (mean ± s.d. over seeds) and any failed runs with their errors.
 """
 
@@ -127,7 +127,8 @@ def _study(anchor: str, path: Path, spec: dict[str, Any], recs: list[dict[str, A
             f"<p class='source'>Source: {_e(spec.get('source', ''))}</p>"
             f"<h3>Design</h3><p>{_prose(spec['design'])}</p>"
             f"<p class='meta'>Scale <b>{_e(spec['scale'])}</b>; {_counts(recs)}; directory {_e(str(path))}; "
-            f"{_provenance(recs)}</p><p class='note'>{_e(SCALE_NOTES.get(spec['scale'], ''))}</p>{warn}"
+            f"{_provenance(recs)}</p><p class='meta'>{_machine(recs)}</p>"
+            f"<p class='note'>{_e(SCALE_NOTES.get(spec['scale'], ''))}</p>{warn}"
             f"<h3>Verdict: {_badge(verdict)}</h3><ul class='checks'>{checks}</ul>"
             f"<h3>Figures</h3>{figures or '<p>No finished run to plot.</p>'}"
             f"<h3>Results</h3>{_table(spec, recs)}{_failures(recs)}")
@@ -192,6 +193,17 @@ def _provenance(recs: list[dict[str, Any]]) -> str:
     wall = sum(r.get("wall_seconds") or 0.0 for r in recs)
     return (f"superconverge {', '.join(versions) or '?'}" + (f" (git {', '.join(revs)})" if revs else "")
             + f"; {wall / 60:.1f} min of runs")
+
+
+def _machine(recs: list[dict[str, Any]]) -> str:
+    """How the finished runs computed (precision as resolved, device, torch, threads), as recorded per run."""
+
+    def seen(key: str) -> str:
+        found = {str(r["metrics"][key]) for r in recs if r["status"] == "done" and r["metrics"].get(key) is not None}
+        return _e(", ".join(sorted(found)) or "not recorded")
+
+    return (f"Machine: precision <b>{seen('precision')}</b>; device {seen('device')}; torch {seen('torch_version')}; "
+            f"{seen('threads')} thread(s) per run")
 
 
 def _badge(outcome: str) -> str:

@@ -23,14 +23,16 @@ import torch
 from superconverge import __version__
 from superconverge.train.recipe import TrainConfig, load_toml, to_toml
 from superconverge.train.run import CONFIG, train
+from superconverge.train.runtime import pick_device, resolve_precision
 
 
 def train_run(config: TrainConfig, extras: dict[str, Any], out: Path, *, resume: bool) -> dict[str, Any]:
     """Train one run into ``out`` (resuming from its checkpoint when asked); returns its summary.
 
     The summary also holds ``lr_mean_equivalent`` and ``wd_mean_equivalent``: the peak LR and
-    weight decay that averaged-loss SGD would need to take the same steps, and ``threads``: the
-    intra-op threads torch actually had while training.
+    weight decay that averaged-loss SGD would need to take the same steps; and how it computed:
+    ``precision`` (what ``auto`` resolved to), ``device``, ``torch_version`` and ``threads`` (the
+    intra-op threads torch actually had while training).
     """
     if resume:
         _set_threads(out, config.threads)
@@ -43,7 +45,7 @@ def train_run(config: TrainConfig, extras: dict[str, Any], out: Path, *, resume:
     if reduction == "mean":
         summary = train(config, out, resume=resume, force=not resume, progress=False, on_epoch=on_epoch)
         return {**summary, "lr_mean_equivalent": config.max_lr, "wd_mean_equivalent": config.weight_decay,
-                "threads": max(used, default=None)}
+                **_machine(out, used)}
     if reduction != "sum":
         raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {reduction!r}")
     if config.optimizer not in ("sgd", "nesterov"):
@@ -56,7 +58,15 @@ def train_run(config: TrainConfig, extras: dict[str, Any], out: Path, *, resume:
     summary = train(per_example, out, resume=resume, force=not resume, progress=False, on_epoch=on_epoch)
     # sum over B examples = B x the mean: lr_s * B * (g + wd_s / B * w)
     return {**summary, "lr_mean_equivalent": config.max_lr * k, "wd_mean_equivalent": config.weight_decay / k,
-            "threads": max(used, default=None)}
+            **_machine(out, used)}
+
+
+def _machine(out: Path, threads_seen: list[int]) -> dict[str, Any]:
+    """How the run computed, from the config it ran (the saved one, on resume), as fit resolves it."""
+    ran = load_toml(out / CONFIG)
+    device = pick_device(ran.device)
+    return {"precision": resolve_precision(ran.precision, device), "device": str(device),  # type: ignore[arg-type]
+            "torch_version": torch.__version__, "threads": max(threads_seen, default=None)}
 
 
 def _set_threads(out: Path, threads: int | None) -> None:
