@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 
 import pytest
 import torch
@@ -131,6 +134,30 @@ def test_the_core_count_is_the_cores_this_process_may_use(tmp_path, monkeypatch)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     result = run_study(spec, "smoke", tmp_path / "out", jobs=2)
     assert (result.jobs, result.threads, result.counts["done"]) == (1, 1, 2)
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores for 2 worker processes")
+def test_a_crashed_worker_is_reported_and_its_run_not_lost(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace("epochs = 3", "epochs = 30").replace("pct_start = 0.01", "pct_start = 0.5"))
+    out, lines, finished = tmp_path / "out", [], []
+    study = threading.Thread(target=lambda: finished.append(run_study(spec, "smoke", out, jobs=2, log=lines.append)))
+    study.start()
+    victim = None
+    while victim is None and study.is_alive():
+        time.sleep(0.05)
+        if (out / store.DB).is_file():
+            running = [r for r in store.records(store.connect(out / store.DB)) if r["status"] == "running"]
+            victim = running[0] if running else None
+    assert victim is not None and victim["pid"] != os.getpid()
+    os.kill(victim["pid"], signal.SIGKILL)  # as the out-of-memory killer would
+    study.join(timeout=600)
+    assert lines == [f"error   worker process {victim['pid']} exited with code -9 (killed or crashed); its "
+                     "unfinished run went back to the queue and resumes from its checkpoint"]
+    assert finished[0].errors == tuple(lines)
+    after = {r["hash"]: r for r in store.records(store.connect(out / store.DB))}[victim["hash"]]
+    assert after["status"] in ("queued", "done")  # the other worker may have taken it up
+    assert finished[0].counts["running"] == 0
 
 
 def test_a_directory_of_another_study_is_refused(tmp_path):

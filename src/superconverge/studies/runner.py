@@ -37,6 +37,7 @@ class StudyResult:
     counts: dict[str, int]  # runs by status
     jobs: int
     threads: int
+    errors: tuple[str, ...] = ()  # worker processes that died, with their exit codes
 
 
 def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs: int = 1, seeds: int | None = None,
@@ -62,6 +63,7 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
     jobs = min(jobs, cores)
     per_job = max(1, cores // jobs)  # threads x jobs <= cores: oversubscribed cores run slower, not faster
     per_job = min(per_job, threads) if threads is not None else per_job
+    errors: list[str] = []
     if jobs == 1:
         work(out, per_job, n_seeds, log)
     else:
@@ -72,7 +74,14 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
             p.start()
         for p in procs:
             p.join()
-    return StudyResult(spec.name, scale, out, store.counts(conn), jobs, per_job)
+        crashed = [p for p in procs if p.exitcode != 0]
+        if crashed:  # a worker that died (killed, out of memory, a crash in torch) never marked its run
+            store.reclaim_dead(conn)
+        for p in crashed:
+            errors.append(f"error   worker process {p.pid} exited with code {p.exitcode} (killed or crashed); its "
+                          "unfinished run went back to the queue and resumes from its checkpoint")
+            _say(log, errors[-1])
+    return StudyResult(spec.name, scale, out, store.counts(conn), jobs, per_job, tuple(errors))
 
 
 def available_cores() -> int:

@@ -190,6 +190,12 @@ def _record(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
+def reclaim_dead(conn: sqlite3.Connection) -> None:
+    """Queue again the running runs whose runner process on this host is gone."""
+    with _immediate(conn):
+        _reclaim_dead(conn)
+
+
 def _reclaim_dead(conn: sqlite3.Connection) -> None:
     """Queue again the running runs whose runner process on this host is gone."""
     host = socket.gethostname()
