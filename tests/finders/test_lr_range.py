@@ -97,6 +97,14 @@ def _draws() -> tuple:
     return torch.rand(4).tolist(), np.random.rand(4).tolist(), [random.random() for _ in range(4)]
 
 
+def _assert_same_rng(before: dict, after: dict) -> None:
+    assert torch.equal(before["torch"], after["torch"])
+    assert before["numpy"].keys() == after["numpy"].keys()
+    for k, v in before["numpy"].items():
+        assert torch.equal(v, after["numpy"][k]) if torch.is_tensor(v) else v == after["numpy"][k], k
+    assert before["python"] == after["python"]
+
+
 @pytest.mark.parametrize("make_opt", [
     lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4),
     lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
@@ -260,6 +268,20 @@ def test_validation_mode_records_the_validation_loss():
     train = lr_find(model, sgd(model), F.cross_entropy, batches(20), steps=20, end_lr=1.0)
     assert result.losses != train.losses
     assert result.extra["validation"] is True
+
+
+def test_validation_data_that_draws_from_the_rngs_leaves_them_as_they_were():
+    def val():  # e.g. a loader that shuffles or augments with the global RNGs
+        for _ in range(2):
+            x = torch.randn(32, 10) + float(np.random.rand()) + random.random()
+            yield x, x[:, :4].argmax(1)
+
+    model = mlp()
+    opt = sgd(model)
+    before, rng = _state(model, opt), rng_state()
+    lr_find(model, opt, F.cross_entropy, batches(20), steps=20, end_lr=1.0, val_data=val())
+    _assert_same(before, _state(model, opt))
+    _assert_same_rng(rng, rng_state())
 
 
 def test_a_feed_is_read_epoch_after_epoch():

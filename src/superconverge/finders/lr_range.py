@@ -117,11 +117,11 @@ def lr_find(
     dev = pick_device(device)
     prec = resolve_precision(precision, dev)
     model.to(dev)
-    val = None if val_data is None else _materialize(val_data)
     started = time.perf_counter()
-    saved = snapshot(model, optimizer)
+    saved = snapshot(model, optimizer)  # first: reading val_data may draw from the RNGs too
     batches = _cycle(data, steps * accumulate)
     try:
+        val = None if val_data is None else _materialize(val_data)
         lrs, losses, smoothed, reason = _sweep(model, optimizer, loss_fn, batches, schedule, groups, steps,
                                                smooth, diverge, accumulate, val, dev, prec)
     finally:
@@ -136,7 +136,7 @@ def lr_find(
     names = suggest.suggest_all(lrs, losses)
     value, band, reliable, advice = suggest.consensus(lrs, losses, names)
     extra = {"start_lr": start_lr, "end_lr": end_lr, "mode": mode, "accumulate": accumulate,
-             "validation": val is not None}
+             "validation": val_data is not None}
     return LRFindResult(tuple(lrs), tuple(losses), tuple(smoothed), value, names, band, reliable, advice,
                         reason, len(lrs), seconds, extra)
 
