@@ -70,6 +70,48 @@ def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(tm
     assert all(torch.isfinite(t).all() for t in saved["model"].values())
 
 
+class Killed(Exception):
+    """Stands in for the process being killed."""
+
+
+class KilledAfter:
+    """``feed`` whose epoch 0 dies after ``n`` batches (once), as a killed process would."""
+
+    def __init__(self, feed, n):
+        self.feed, self.n, self.fired = feed, n, False
+
+    def __len__(self):
+        return len(self.feed)
+
+    def __call__(self, epoch, start_batch=0, shard=(0, 1)):
+        for i, batch in enumerate(self.feed(epoch, start_batch, shard)):
+            if epoch == 0 and i == self.n and not self.fired:
+                self.fired = True
+                raise Killed
+            yield batch
+
+
+def test_a_run_killed_in_its_first_epoch_resumes_exactly(tmp_path):
+    images, labels = blobs()
+    train = ArrayFeed(images, labels, 32, seed=1)
+
+    def run(feed, run_dir, resume=False):
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        fit(model, opt, one_cycle(2 * len(train), 0.05), feed, epochs=2, options=OPTS, run_dir=run_dir,
+            resume=resume)
+        return model
+
+    whole = run(train, tmp_path / "whole")
+    killed = KilledAfter(train, 3)
+    with pytest.raises(Killed):
+        run(killed, tmp_path / "killed")
+    assert ckpt.load(tmp_path / "killed" / "checkpoint.pt")["position"]["step"] == 0
+    resumed = run(killed, tmp_path / "killed", resume=True)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_nan_loss_stops_at_once():
     images, labels = blobs()
     model = mlp()

@@ -110,8 +110,9 @@ def fit(
 ) -> History:
     """Train ``model`` for ``epochs`` over ``train``, evaluating on ``test`` after each epoch.
 
-    With ``run_dir`` a checkpoint is written atomically at every epoch end (and every
-    ``options.checkpoint_every`` steps); ``resume=True`` continues from it exactly.
+    With ``run_dir`` a checkpoint is written atomically before the first step, at every
+    epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
+    from it exactly.
     Raises :class:`DivergedError` naming the step and LR when the loss blows up; the
     last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
     """
@@ -134,6 +135,8 @@ def fit(
 
     per_epoch = len(train)
     started = time.perf_counter() - pos.seconds
+    if path and not resume:  # so that a run killed in its first epoch can resume
+        _save(path, model, optimizer, sched, ema, pos, history, started)
     while pos.epoch < epochs:
         net.train()
         sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
