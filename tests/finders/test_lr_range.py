@@ -143,6 +143,32 @@ def test_restored_after_a_nan_in_the_weights():
     _assert_same(before, _state(model, opt))
 
 
+@pytest.mark.parametrize("make_opt", [
+    lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4),
+    lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
+], ids=["sgd", "adam"])
+def test_restored_after_the_loss_turns_nan_mid_sweep(make_opt):
+    model = mlp()
+    opt = make_opt(model)
+    x, y = batches(1, seed=1)[0]
+    F.cross_entropy(model(x), y).backward()
+    opt.step()  # one real step: momentum buffers / Adam moments for the restore to keep
+    before, rng = _state(model, opt), rng_state()
+    k = 15
+    data = batches(40)
+    data[k] = (torch.full_like(data[k][0], math.nan), data[k][1])  # BN's running stats turn NaN too
+
+    def loss_fn(out, y):  # draws from NumPy's and Python's RNGs, as augmentations do
+        return F.cross_entropy(out, y) + 0 * np.random.rand() + 0 * random.random()
+
+    result = lr_find(model, opt, loss_fn, data, start_lr=1e-5, end_lr=1e-2, steps=40)
+    assert result.steps == k + 1 and math.isnan(result.losses[k])
+    assert all(math.isfinite(v) for v in result.losses[:k])
+    assert "non-finite" in result.stopped_early
+    _assert_same(before, _state(model, opt))
+    _assert_same_rng(rng, rng_state())
+
+
 def test_restored_when_the_loss_function_raises():
     model = mlp()
     opt = sgd(model)
