@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,6 +53,7 @@ def test_every_study_runs_at_smoke_scale_with_its_report(name, tmp_path):
     assert name in page and "data:image/png;base64," in page and "Verdict" in page
     again = run_study(name, "smoke", tmp_path, threads=1)  # finished runs are skipped
     assert again.counts == result.counts
+    assert {r["attempts"] for r in store.records(store.connect(tmp_path / store.DB))} == {1}  # none ran again
 
 
 def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
@@ -63,6 +65,8 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
     assert broken["error"].startswith("ValueError: pct_start")
     assert (tmp_path / "out" / "runs" / broken["hash"] / "error.txt").is_file()
     ok = [r for r in store.records(store.connect(tmp_path / "out" / store.DB)) if r["arm"] == "ok"][0]
+    assert ok["wall_seconds"] >= ok["metrics"]["wall_seconds"] > 0 and broken["wall_seconds"] > 0
+    assert ok["git_revision"] == broken["git_revision"] == store.git_revision()
     device = pick_device("auto")  # how the run computed: precision "auto" as resolved on this machine
     assert ok["metrics"]["precision"] == resolve_precision("auto", device) and ok["metrics"]["device"] == str(device)
     assert ok["metrics"]["torch_version"] == torch.__version__ and ok["metrics"]["threads"] == 1
@@ -89,6 +93,21 @@ def interrupt_in_second_epoch(monkeypatch, spec, out, threads):
         run_study(spec, "smoke", out, threads=threads)
 
 
+def record_epochs(monkeypatch):
+    """{run hash: epochs trained} of the runs trained from now on in this process."""
+    trained = {}
+    real_train = engine.train
+
+    def recording(config, out, on_epoch, **kwargs):
+        def seen(row):
+            on_epoch(row)
+            trained.setdefault(Path(out).name, []).append(row["epoch"])
+        return real_train(config, out, on_epoch=seen, **kwargs)
+
+    monkeypatch.setattr(engine, "train", recording)
+    return trained
+
+
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     spec = tmp_path / "tiny.toml"
     spec.write_text(TINY.replace('[[arms]]\nname = "broken"', '[[arms]]\nname = "broken"\nepochs = 1'))
@@ -97,10 +116,12 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     conn = store.connect(tmp_path / "cut" / store.DB)
     assert store.counts(conn)["queued"] == 2  # released for the next runner
     monkeypatch.undo()
+    trained = record_epochs(monkeypatch)
     run_study(spec, "smoke", tmp_path / "cut", threads=1)
     ok = {d: [r for r in store.records(store.connect(tmp_path / d / store.DB)) if r["arm"] == "ok"][0]
           for d in ("ref", "cut")}
     assert ok["cut"]["attempts"] == 2
+    assert trained[ok["cut"]["hash"]] == [1, 2]  # continued from epoch 0's checkpoint, not from scratch
     assert ok["cut"]["metrics"]["test_loss"] == ok["ref"]["metrics"]["test_loss"]  # exact resume
     assert json.dumps(ok["cut"]["history"]["epochs"][0]) and len(ok["cut"]["history"]["epochs"]) == 3
     assert reference.counts["done"] == 1
@@ -118,13 +139,15 @@ def test_a_resumed_run_trains_with_the_runners_threads_not_the_saved_ones(tmp_pa
     assert load_toml(tmp_path / "out" / "runs" / ok["hash"] / "config.toml").threads == 1
 
 
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores for 2 worker processes")
 def test_jobs_run_in_parallel_processes_without_oversubscribing(tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(TINY.replace("epochs = 3", "epochs = 1").replace("pct_start = 0.01", "pct_start = 0.5"))
     result = run_study(spec, "smoke", tmp_path / "out", jobs=2)
-    assert result.jobs * result.threads <= 2 and result.counts["done"] == 2
-    workers = {r["worker"] for r in store.records(store.connect(tmp_path / "out" / store.DB))}
-    assert len(workers) == 2, workers
+    assert result.jobs == 2 and result.threads == available_cores() // 2 and result.counts["done"] == 2
+    recs = store.records(store.connect(tmp_path / "out" / store.DB))
+    assert len({r["worker"] for r in recs}) == 2, recs
+    assert [r["metrics"]["threads"] for r in recs] == [result.threads] * 2  # what torch had in each worker
 
 
 def test_the_core_count_is_the_cores_this_process_may_use(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,22 @@ def test_init_queues_every_run_once_and_keeps_results(tmp_path):
     assert store.counts(conn) == {"queued": 29, "running": 0, "done": 1, "failed": 0}
     done = [r for r in store.records(conn) if r["status"] == "done"][0]
     assert done["metrics"] == {"test_accuracy": 0.5} and done["version"] and done["finished"]
+
+
+def test_finished_and_failed_runs_record_the_git_revision_and_wall_time(tmp_path):
+    source = Path(store.__file__).parent
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True).returncode != 0:
+        pytest.skip("the package does not run from a git checkout")
+    conn, runs = make(tmp_path)
+    worker = store.this_worker()
+    done, failed = store.claim(conn, worker)["hash"], store.claim(conn, worker)["hash"]
+    store.finish(conn, done, {}, {}, 12.5)
+    store.fail(conn, failed, "ValueError: boom", 0.25)
+    recs = {r["hash"]: r for r in store.records(conn)}
+    assert (recs[done]["wall_seconds"], recs[failed]["wall_seconds"]) == (12.5, 0.25)
+    revision = recs[done]["git_revision"]
+    assert recs[failed]["git_revision"] == revision and re.fullmatch(r"[0-9a-f]{40}", revision)
+    assert subprocess.run(["git", "cat-file", "-e", f"{revision}^{{commit}}"], cwd=source).returncode == 0
 
 
 def test_a_different_spec_is_refused(tmp_path):
