@@ -212,6 +212,20 @@ def test_nan_from_the_first_step_blames_the_model_or_data():
     _assert_same(before, _state(model, opt))
 
 
+def test_nan_gradients_at_a_finite_first_loss_blame_the_model_or_data():
+    model = mlp()
+    opt = sgd(model)
+    before = _state(model, opt)
+
+    def loss_fn(out, y):  # sqrt at 0: the value stays finite, its gradient is 0 * inf = NaN
+        return F.cross_entropy(out, y) + (out * 0).sqrt().sum()
+
+    with pytest.raises(ValueError, match=r"finite \(.*\) but its gradients are not at the very first step.*"
+                                         "model or the data is broken, not the LR"):
+        lr_find(model, opt, loss_fn, batches(20), steps=20)
+    _assert_same(before, _state(model, opt))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"start_lr": 1.0, "end_lr": 1.0}, "must be larger than start_lr"),
     ({"start_lr": 1.0, "end_lr": 0.1}, "must be larger than start_lr"),

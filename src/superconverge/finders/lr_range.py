@@ -169,10 +169,8 @@ def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, 
             (loss / accumulate).backward()
             total += loss.item()
         value = total / accumulate
-        if i == 0 and not math.isfinite(value):
-            raise ValueError(f"the loss is {value} at the very first step, before the learning rate could "
-                             "change anything: the model or the data is broken, not the LR. Check the inputs "
-                             "for NaN/inf, the labels against the number of outputs, and the loss function.")
+        if i == 0:
+            _check_first_step(value, optimizer)
         if math.isfinite(value):
             optimizer.step()
             if val is not None:
@@ -190,6 +188,22 @@ def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, 
             return lrs, losses, smoothed, (f"diverged: the smoothed loss {smoothed[-1]:.4g} passed {diverge:g} x "
                                            f"its best {best:.4g} at lr {lr:.4g}")
     return lrs, losses, smoothed, None
+
+
+def _check_first_step(loss: float, optimizer: torch.optim.Optimizer) -> None:
+    """Before any LR was applied, a non-finite loss or gradient is a fault of the model or data."""
+    if math.isfinite(loss):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        # one check at the first step only: a NaN gradient would otherwise surface a step later as a
+        # NaN loss and be blamed on the LR
+        if not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            return
+        what = f"the loss is finite ({loss:.4g}) but its gradients are not"
+    else:
+        what = f"the loss is {loss}"
+    raise ValueError(f"{what} at the very first step, before the learning rate could change anything: the "
+                     "model or the data is broken, not the LR. Check the inputs for NaN/inf, the labels "
+                     "against the number of outputs, and the loss function.")
 
 
 @torch.no_grad()
