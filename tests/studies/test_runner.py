@@ -15,7 +15,7 @@ import torch
 from superconverge.report.html import write_report
 from superconverge.studies import engine, store
 from superconverge.studies.runner import available_cores, run_study
-from superconverge.studies.spec import builtin_names
+from superconverge.studies.spec import MEASURED, RUN_METRICS, builtin_names
 from superconverge.train.recipe import load_toml
 from superconverge.train.runtime import pick_device, resolve_precision
 
@@ -53,7 +53,10 @@ def test_every_study_runs_at_smoke_scale_with_its_report(name, tmp_path):
     assert name in page and "data:image/png;base64," in page and "Verdict" in page
     again = run_study(name, "smoke", tmp_path, threads=1)  # finished runs are skipped
     assert again.counts == result.counts
-    assert {r["attempts"] for r in store.records(store.connect(tmp_path / store.DB))} == {1}  # none ran again
+    records = store.records(store.connect(tmp_path / store.DB))
+    assert {r["attempts"] for r in records} == {1}  # none ran again
+    numbers = {k for r in records for k, v in r["metrics"].items() if type(v) in (int, float)}
+    assert numbers <= set(RUN_METRICS).union(*MEASURED.values())  # the names specs are checked against
 
 
 def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):

@@ -109,6 +109,35 @@ def test_unknown_scale_and_arm_errors():
         resolve(minimal(verdict=[{"a": "a", "b": "bb", "metric": "test_accuracy", "expect": "higher"}]), "smoke")
 
 
+def test_unknown_verdict_key_names_the_closest():
+    typo = {"a": "a", "b": "b", "metric": "test_accuracy", "expect": "higher", "marign": 0.01}
+    with pytest.raises(SpecError, match=r"unknown key 'marign' in a compare \[\[verdict.*did you mean 'margin'"):
+        resolve(minimal(verdict=[typo]), "smoke")
+    with pytest.raises(SpecError, match=r"unknown key 'tolerence' in a wd-pick \[\[verdict.*did you mean 'tolerance'"):
+        resolve(minimal(verdict=[{"check": "wd-pick", "tolerence": 0.1}]), "smoke")
+
+
+def test_unknown_metric_names_the_closest():
+    check = {"a": "a", "b": "b", "metric": "test_acuracy", "expect": "higher"}
+    with pytest.raises(SpecError, match=r"metric 'test_acuracy' in a \[\[verdict.*did you mean 'test_accuracy'"):
+        resolve(minimal(verdict=[check]), "smoke")
+    check = {"a": "a", "a_metric": "test_loss", "b_metric": "train_los", "expect": "lower"}
+    with pytest.raises(SpecError, match="unknown metric 'train_los'.*did you mean 'train_loss'"):
+        resolve(minimal(verdict=[check]), "smoke")
+    with pytest.raises(SpecError, match="unknown metric 'val_nosie' in metrics of study t.*did you mean 'val_noise'"):
+        resolve(minimal(metrics=["test_accuracy", "val_nosie"]), "smoke")
+    with pytest.raises(SpecError, match=r"unknown metric 'recent_loss' .*\(runs need measure = \['forgetting'\]"):
+        resolve(minimal(metrics=["recent_loss"]), "smoke")
+    measured = minimal(base={"model": "tiny", "epochs": 1, "measure": ["forgetting"]}, metrics=["recent_loss"])
+    assert resolve(measured, "smoke").metrics == ("recent_loss",)
+    assert resolve(minimal(metrics=["weight_decay", "val_noise"]), "smoke").metrics  # config values, derived
+
+
+def test_no_arms_is_an_error():
+    with pytest.raises(SpecError, match="arms is empty, so the study has no runs"):
+        resolve(minimal(arms=[], verdict=[{"check": "wd-pick"}]), "smoke")
+
+
 def test_bad_values_and_duplicate_runs_are_errors():
     with pytest.raises(SpecError, match="arm 'a'.*epochs must be a positive integer"):
         expand(resolve(minimal(arms=[{"name": "a", "epochs": 0}, {"name": "b"}]), "smoke"))

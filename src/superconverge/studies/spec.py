@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from superconverge.studies.verdict import DERIVED
 from superconverge.train.recipe import FIELDS, from_dict
 
 Scale = Literal["smoke", "cpu", "paper"]
@@ -40,6 +41,14 @@ STUDY_KEYS = ("measure", "loss_reduction", "batch_scaling", "reference_batch", "
               "lr_find_start", "lr_find_end")
 MEASURES = ("lr_find", "forgetting")
 CHECKS = ("compare", "wd-pick", "best-lr-trend")
+VERDICT_KEYS = {"compare": ("check", "a", "b", "metric", "a_metric", "b_metric", "expect", "margin"),
+                "wd-pick": ("check", "metric", "margin", "tolerance", "lr_ratio"),
+                "best-lr-trend": ("check", "arm", "metric", "batch_size")}
+# Numeric metrics every run stores: train.run's summary and the study engine's additions. A metric
+# may also be derived from the history (verdict.DERIVED) or be a config value (verdict.metric).
+RUN_METRICS = ("test_accuracy", "test_loss", "train_loss", "train_accuracy", "epochs", "steps", "steps_per_epoch",
+               "train_seconds", "wall_seconds", "max_lr", "lr_mean_equivalent", "wd_mean_equivalent", "threads")
+MEASURED = {"lr_find": ("lr_find_min_loss", "lr_find_suggestion"), "forgetting": ("recent_loss", "earlier_loss")}
 EXPECTS = ("higher", "lower", "not-lower", "not-higher")
 # The seeds of run k are 0..k-1; hashing ignores per-machine settings so results carry over.
 NOT_HASHED = ("threads", "device", "progress")
@@ -145,6 +154,9 @@ def resolve(raw: dict[str, Any], scale: str) -> Spec:
     scales = raw.get("scale", {})
     _check_keys(scales, SCALES, f"scale of study {name}")
     arms_raw = raw.get("arms", [{"name": "base"}])
+    if not arms_raw:
+        raise SpecError(f"study {name}: arms is empty, so the study has no runs; give at least one [[arms]] "
+                        "table, or drop arms for a single arm named 'base'")
     merged = {"base": dict(raw.get("base", {})), "grid": dict(raw.get("grid", {})), "seeds": raw.get("seeds", 1),
               "arms": {a.get("name"): dict(a) for a in arms_raw}}
     if len(merged["arms"]) != len(arms_raw) or None in merged["arms"]:
@@ -176,12 +188,15 @@ def resolve(raw: dict[str, Any], scale: str) -> Spec:
     kind = raw.get("kind", "train")
     if kind not in KINDS:
         raise SpecError(f"study {name}: unknown kind {kind!r}{_hint(kind, KINDS)}; choose one of {', '.join(KINDS)}")
-    verdict = tuple(_check_verdict(v, {a.name for a in arms}, name) for v in raw.get("verdict", []))
+    produced = _metrics_produced(merged["base"], arms)
+    verdict = tuple(_check_verdict(v, {a.name for a in arms}, produced, name) for v in raw.get("verdict", []))
     if not verdict:
         raise SpecError(f"study {name}: needs at least one [[verdict]] check")
+    metrics = tuple(raw.get("metrics", ["test_accuracy", "test_loss", "train_seconds"]))
+    for metric in metrics:
+        _check_metric(metric, produced, f"metrics of study {name}")
     return Spec(name, raw["claim"].strip(), raw["design"].strip(), raw.get("source", "").strip(), kind, scale,
-                seeds, merged["base"], grid, tuple(arms), verdict,
-                tuple(raw.get("metrics", ["test_accuracy", "test_loss", "train_seconds"])))
+                seeds, merged["base"], grid, tuple(arms), verdict, metrics)
 
 
 def expand(spec: Spec, seeds: int | None = None) -> list[Run]:
@@ -237,11 +252,20 @@ def _apply_batch_scaling(config: dict[str, Any], extras: dict[str, Any]) -> dict
     return {**config, "max_lr": base_lr * factor, "weight_decay": base_wd * k / factor}
 
 
-def _check_verdict(check: dict[str, Any], arms: set[str], study: str) -> dict[str, Any]:
+def _check_verdict(check: dict[str, Any], arms: set[str], produced: tuple[str, ...], study: str) -> dict[str, Any]:
+    if not isinstance(check, dict):
+        raise SpecError(f"study {study}: a [[verdict]] check must be a table, got {check!r}")
     kind = check.get("check", "compare")
     if kind not in CHECKS:
         raise SpecError(f"study {study}: unknown verdict check {kind!r}{_hint(kind, CHECKS)}")
-    for key in ("a", "b"):
+    for key in check:
+        if key not in VERDICT_KEYS[kind]:
+            raise SpecError(f"study {study}: unknown key {key!r} in a {kind} [[verdict]] check"
+                            f"{_hint(key, VERDICT_KEYS[kind])}; known: {', '.join(VERDICT_KEYS[kind])}")
+    for key in ("metric", "a_metric", "b_metric"):
+        if key in check:
+            _check_metric(check[key], produced, f"a [[verdict]] check of study {study}")
+    for key in ("a", "b", "arm"):
         if key in check and check[key] not in arms:
             raise SpecError(f"study {study}: verdict names arm {check[key]!r}, which does not exist"
                             f"{_hint(check[key], sorted(arms))}; arms: {', '.join(sorted(arms))}")
@@ -251,6 +275,21 @@ def _check_verdict(check: dict[str, Any], arms: set[str], study: str) -> dict[st
         if check.get("expect") not in EXPECTS:
             raise SpecError(f"study {study}: expect must be one of {', '.join(EXPECTS)}, got {check.get('expect')!r}")
     return {"check": kind, **check}
+
+
+def _metrics_produced(base: dict[str, Any], arms: list[Arm]) -> tuple[str, ...]:
+    """The metric names a run of this study has: stored, derived, config values and its measures' results."""
+    measures = {m for table in [base, *(a.overrides for a in arms)] for m in table.get("measure", [])}
+    return RUN_METRICS + tuple(DERIVED) + tuple(n for m in MEASURES if m in measures for n in MEASURED[m]) + FIELDS
+
+
+def _check_metric(metric: Any, produced: tuple[str, ...], where: str) -> None:
+    if metric not in produced:
+        known = RUN_METRICS + tuple(DERIVED) + tuple(n for m in MEASURES for n in MEASURED[m] if n in produced)
+        measured = [m for m in MEASURES if metric in MEASURED[m]]
+        why = f" (runs need measure = [{measured[0]!r}] for it)" if measured else _hint(metric, produced)
+        raise SpecError(f"unknown metric {metric!r} in {where}{why}; runs produce {', '.join(known)} "
+                        "and their config values")
 
 
 def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
