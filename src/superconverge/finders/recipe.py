@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from superconverge import __version__
 from superconverge.finders.batch_size import BatchSizeResult, find_batch_size
@@ -27,6 +26,7 @@ from superconverge.finders.lr_range import LRFindResult, lr_find
 from superconverge.finders.memory import gib
 from superconverge.finders.weight_decay import WDSweepResult, wd_sweep
 from superconverge.train.cifar import Cifar10
+from superconverge.train.loop import cross_entropy
 from superconverge.train.models import build_model
 from superconverge.train.recipe import TrainConfig
 from superconverge.train.run import feeds, load_data
@@ -57,7 +57,8 @@ def _optimizer(config: TrainConfig, momentum: float, model: nn.Module, weight_de
 
 
 def _loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    return partial(F.cross_entropy, label_smoothing=config.label_smoothing)
+    # the training engine's loss: with loss_reduction = "sum" the sweep's LRs are per example, as max_lr is
+    return cross_entropy(config.label_smoothing, config.loss_reduction)  # type: ignore[arg-type]
 
 
 def _train_size(config: TrainConfig, data: Cifar10) -> int:
@@ -132,6 +133,8 @@ def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, m
                      f"and at least {MIN_STEPS_PER_EPOCH} steps per epoch of {n_train} images).")
         if batch.saturates_at is not None and batch.saturates_at < batch.batch_size:
             how_batch += f" Throughput was already within 10% of its best at batch {batch.saturates_at}."
+    per = " per example (the loss is summed over the batch, as training sums it)" \
+        if config.loss_reduction == "sum" else ""
     lines = [
         f"Written by superconverge {__version__} tune: {config.model} on {config.data} ({n_train} training images).",
         "Train it with: superconverge train --config THIS_FILE",
@@ -139,7 +142,7 @@ def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, m
         f"batch_size = {config.batch_size}: {how_batch}",
         f"weight_decay = {config.weight_decay:g}: one LR range test per value of "
         f"{', '.join(f'{w:g}' for w in sweep.weight_decays)}; {sweep.reason}",
-        f"max_lr = {config.max_lr:.4g}: 1cycle's peak, just below where the loss stopped falling in the LR "
+        f"max_lr = {config.max_lr:.4g}: 1cycle's peak{per}, just below where the loss stopped falling in the LR "
         f"range test at that weight decay ({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch "
         f"{config.batch_size}, momentum {config.base_momentum:g}). Markers: {names}; band {best.band[0]:.3g} "
         f"(cautious) to {best.band[1]:.3g} (the minimum); {'reliable' if best.reliable else 'NOT reliable'}.",
