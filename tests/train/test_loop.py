@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,6 +111,44 @@ def test_a_run_killed_in_its_first_epoch_resumes_exactly(tmp_path):
     resumed = run(killed, tmp_path / "killed", resume=True)
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+def test_weights_that_are_not_finite_are_never_checkpointed(tmp_path):
+    images, labels = blobs()
+    train = ArrayFeed(images, labels, 32)  # 8 steps per epoch
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    # the last step of epoch 0 overflows the weights; its loss, taken before the step, is still finite
+    policy = {"lr": join([constant(0.001), constant(1e38)], [7])}
+    options = FitOptions(progress=False, precision="fp32", checkpoint_every=4, loss_reduction="sum")
+    message = r"are not finite after step 7 \(epoch 0, lr 1e\+38\).*last good checkpoint"
+    with pytest.raises(DivergedError, match=message):
+        fit(model, opt, policy, train, epochs=2, options=options, run_dir=tmp_path)
+    saved = ckpt.load(tmp_path / "checkpoint.pt")
+    assert saved["position"]["step"] == 4
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def test_with_accumulation_the_guard_sees_every_batch_of_the_group():
+    images, labels = blobs(n=128)
+    x = images.permute(0, 3, 1, 2).float() / 255
+    x[32:64] = float("nan")  # the second of four batches in the first group
+    feed = LoaderFeed(lambda epoch: list(zip(x.split(32), labels.split(32))), batches_per_epoch=4)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    options = FitOptions(progress=False, precision="fp32", accumulate=4)
+    with pytest.raises(DivergedError, match="the loss is nan at step 0"):
+        fit(model, opt, {"lr": constant(0.01)}, feed, epochs=1, options=options)
+
+
+def test_the_guard_does_not_stat_the_checkpoint_every_step(tmp_path, monkeypatch):
+    calls = []
+    is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: calls.append(self) or is_file(self))
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    fit(model, opt, {"lr": constant(0.01)}, ArrayFeed(*blobs(), 32), epochs=1, options=OPTS, run_dir=tmp_path)
+    assert calls == []
 
 
 def test_nan_loss_stops_at_once():

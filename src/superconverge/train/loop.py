@@ -113,8 +113,8 @@ def fit(
     With ``run_dir`` a checkpoint is written atomically before the first step, at every
     epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
     from it exactly.
-    Raises :class:`DivergedError` naming the step and LR when the loss blows up; the
-    last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
+    Raises :class:`DivergedError` naming the step and LR when the loss blows up or the
+    weights stop being finite; the last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
     """
     device = pick_device(options.device)
     precision = resolve_precision(options.precision, device)
@@ -140,6 +140,7 @@ def fit(
     while pos.epoch < epochs:
         net.train()
         sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
+        group_loss = 0.0  # mean over the accumulation group, so the guard sees every batch
         batches = _progress(train(pos.epoch, pos.batch, dist.shard()), per_epoch, pos, options.progress)
         for x, y in batches:
             x, y = _to(x, device, options.channels_last), y.to(device, non_blocking=True)
@@ -149,6 +150,7 @@ def fit(
             group = _group_size(pos.batch, per_epoch, options.accumulate)
             (loss / group if group > 1 else loss).backward()
             value = loss.item()
+            group_loss += value / group
             sums[0] += value * len(y)
             sums[1] += (out.argmax(1) == y).sum().item()
             sums[2] += len(y)
@@ -156,12 +158,13 @@ def fit(
             if pos.batch % options.accumulate and pos.batch < per_epoch:
                 continue  # keep accumulating gradients
             lrs = sched.get_last_lr()
-            _guard(value, pos, options.divergence_factor, lrs[0], path)
+            _guard(group_loss, pos, options.divergence_factor, lrs[0], path)
             if options.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            row = {"step": pos.step, "epoch": pos.epoch, "loss": value, "lr": lrs[0]}
+            row = {"step": pos.step, "epoch": pos.epoch, "loss": group_loss, "lr": lrs[0]}
+            group_loss = 0.0
             row.update({k: v[0] for k, v in sched.last_values.items() if k != "lr"})
             history.steps.append(row)
             pos.step += 1
@@ -228,16 +231,19 @@ def _group_size(batch: int, per_epoch: int, accumulate: int) -> int:
 
 def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | None) -> None:
     """Stop on a non-finite or exploding loss, naming the step and learning rate."""
-    keep = f" The last good checkpoint is {path}." if path is not None and path.is_file() else ""
     if not math.isfinite(loss):
         raise DivergedError(f"the loss is {loss} at step {pos.step} (epoch {pos.epoch}, lr {lr:.4g}): "
-                            f"training diverged; lower the learning rate.{keep}")
+                            f"training diverged; lower the learning rate.{_kept(path)}")
     pos.smooth = 0.98 * pos.smooth + 0.02 * loss
     smooth = pos.smooth / (1 - 0.98 ** (pos.step + 1))
     if pos.step >= 10 and smooth > factor * pos.best_loss:
         raise DivergedError(f"the loss exploded to {smooth:.4g} (best {pos.best_loss:.4g}) at step {pos.step} "
-                            f"(epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{keep}")
+                            f"(epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{_kept(path)}")
     pos.best_loss = min(pos.best_loss, smooth)
+
+
+def _kept(path: Path | None) -> str:
+    return f" The last good checkpoint is {path}." if path is not None and path.is_file() else ""
 
 
 def _progress(batches: Any, total: int, pos: _Position, enabled: bool) -> Any:
@@ -251,6 +257,12 @@ def _progress(batches: Any, total: int, pos: _Position, enabled: bool) -> Any:
 
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
           ema: AveragedModel | None, pos: _Position, history: History, started: float) -> None:
+    """Checkpoint the run; weights that are not finite raise instead, keeping the last good checkpoint."""
+    bad = next((k for k, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None)
+    if bad is not None:  # checked on every rank, so that all of them stop
+        last = history.steps[-1] if history.steps else {"step": 0, "epoch": 0, "lr": sched.get_last_lr()[0]}
+        raise DivergedError(f"the weights ({bad}) are not finite after step {last['step']} (epoch {last['epoch']}, "
+                            f"lr {last['lr']:.4g}): training diverged; lower the learning rate.{_kept(path)}")
     if dist.rank() != 0:
         return
     ckpt.save(path, {
