@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from superconverge.cli import main
+from superconverge.studies import budget
 
 
-def test_list_shows_every_study_with_its_cpu_time():
+@pytest.mark.parametrize("precision, minutes", [("fp32", 37), ("bf16", 26)])
+def test_list_shows_every_study_with_its_cpu_time_in_the_precision_auto_picks(precision, minutes, monkeypatch):
+    monkeypatch.setattr(budget, "auto_precision", lambda: precision)  # as on a CPU without / with native bf16
     result = CliRunner().invoke(main, ["study", "--list"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == "batch-size                cpu scale: 15 runs, ~37 min on 2 cores"
+    assert lines[0] == f'times for 2 cores in {precision}, what precision = "auto" picks on this CPU'
+    assert lines[1] == f"batch-size                cpu scale: 15 runs, ~{minutes} min on 2 cores"
     assert sum("cpu scale:" in line for line in lines) == 8
 
 

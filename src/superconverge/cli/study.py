@@ -11,7 +11,7 @@ from superconverge.studies.spec import SCALES
 
 @click.command("study")
 @click.argument("name", required=False)
-@click.option("--list", "list_", is_flag=True, help="List the built-in studies with their cpu-scale time.")
+@click.option("--list", "list_", is_flag=True, help="List the built-in studies with their cpu-scale time on this CPU.")
 @click.option("--scale", type=click.Choice(SCALES), default="smoke", show_default=True,
               help="smoke: seconds, checks the machinery; cpu: about an hour on 2 cores; paper: needs a GPU.")
 @click.option("--out", type=click.Path(file_okay=False), help="Study directory (created; rerun to resume).")
@@ -24,8 +24,9 @@ def study(name, list_, scale, out, jobs, seeds, threads, retry_failed) -> None:
     from superconverge.studies.spec import SpecError, builtin_names, expand, load_spec
 
     if list_:
-        from superconverge.studies.budget import study_seconds
+        from superconverge.studies.budget import auto_precision, study_seconds
 
+        click.echo(f'times for 2 cores in {auto_precision()}, what precision = "auto" picks on this CPU')
         for built_in in builtin_names():
             spec = load_spec(built_in, "cpu")
             runs = expand(spec)
