@@ -10,10 +10,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from superconverge.optim import Scheduler
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.train import checkpoint as ckpt
 from superconverge.train.feed import ArrayFeed, LoaderFeed
-from superconverge.train.loop import DivergedError, FitOptions, cross_entropy, evaluate, fit, steps_per_epoch
+from superconverge.train.loop import (DivergedError, FitOptions, History, _Position, _restore, _save, _step,
+                                      cross_entropy, evaluate, fit, steps_per_epoch)
 
 OPTS = FitOptions(progress=False, precision="fp32")
 
@@ -175,6 +177,39 @@ def test_loader_feed_takes_any_dataset():
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     history = fit(model, opt, one_cycle(2 * len(feed), 0.05), feed, epochs=2, options=OPTS)
     assert math.isfinite(history.epochs[-1]["train_loss"])
+
+
+def test_loss_scaling_unscales_before_clipping_and_skips_overflowing_steps(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+
+    def stepped(scaler, poison=False):
+        torch.manual_seed(1)
+        model = nn.Linear(5, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = F.cross_entropy(model(x), y)
+        (scaler.scale(loss) if scaler else loss).backward()
+        if poison:
+            model.bias.grad[0] = float("inf")
+        _step(model, opt, scaler, grad_clip=0.01)
+        return model
+
+    plain = stepped(None)
+    scaled = stepped(torch.amp.GradScaler("cpu", init_scale=1024.0))  # fp16 needs a GPU; the logic is the same
+    for a, b in zip(plain.parameters(), scaled.parameters()):
+        torch.testing.assert_close(a, b)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    skipped = stepped(scaler, poison=True)
+    torch.manual_seed(1)
+    for a, b in zip(nn.Linear(5, 3).parameters(), skipped.parameters()):
+        assert torch.equal(a, b)
+    assert scaler.get_scale() == 512.0
+
+    opt = torch.optim.SGD(skipped.parameters(), lr=0.1)
+    sched, restored = Scheduler(opt, {"lr": constant(0.1)}), torch.amp.GradScaler("cpu")
+    _save(tmp_path / "c.pt", skipped, opt, sched, None, scaler, _Position(), History(), 0.0)
+    _restore(ckpt.load(tmp_path / "c.pt"), skipped, opt, sched, None, restored)
+    assert restored.get_scale() == 512.0
 
 
 def test_evaluate_with_flip_tta():

@@ -3,7 +3,8 @@
 One optimizer step = ``accumulate`` batches (the last partial group of an epoch steps
 too). The loop writes every scheduled value into the optimizer each step through
 :class:`~superconverge.optim.Scheduler`, so resuming needs only the step number, which
-the checkpoint holds with everything else (weights, optimizer, EMA, RNGs, history).
+the checkpoint holds with everything else (weights, optimizer, EMA, fp16 loss scale, RNGs,
+history).
 """
 
 from __future__ import annotations
@@ -125,18 +126,20 @@ def fit(
     loss_fn = loss_fn or cross_entropy(options.label_smoothing, options.loss_reduction)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True) \
         if options.ema_decay else None
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     net = dist.wrap(model)
     history, pos = History(), _Position()
     path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     if resume:
         if path is None or not path.is_file():
             raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
-        pos, history = _restore(ckpt.load(path), model, optimizer, sched, ema)
+        pos, history = _restore(ckpt.load(path), model, optimizer, sched, ema, scaler)
 
     per_epoch = len(train)
     started = time.perf_counter() - pos.seconds
     if path and not resume:  # so that a run killed in its first epoch can resume
-        _save(path, model, optimizer, sched, ema, pos, history, started)
+        _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
     while pos.epoch < epochs:
         net.train()
         sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
@@ -148,7 +151,8 @@ def fit(
                 out = net(x)
                 loss = loss_fn(out, y)
             group = _group_size(pos.batch, per_epoch, options.accumulate)
-            (loss / group if group > 1 else loss).backward()
+            part = loss / group if group > 1 else loss
+            (scaler.scale(part) if scaler else part).backward()
             value = loss.item()
             group_loss += value / group
             sums[0] += value * len(y)
@@ -159,10 +163,7 @@ def fit(
                 continue  # keep accumulating gradients
             lrs = sched.get_last_lr()
             _guard(group_loss, pos, options.divergence_factor, lrs[0], path)
-            if options.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            _step(model, optimizer, scaler, options.grad_clip)
             row = {"step": pos.step, "epoch": pos.epoch, "loss": group_loss, "lr": lrs[0]}
             group_loss = 0.0
             row.update({k: v[0] for k, v in sched.last_values.items() if k != "lr"})
@@ -177,7 +178,7 @@ def fit(
             if path and options.checkpoint_every and pos.step % options.checkpoint_every == 0 \
                     and pos.batch < per_epoch:
                 pos.sums = list(sums)
-                _save(path, model, optimizer, sched, ema, pos, history, started)
+                _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
         train_loss, train_correct, seen = dist.all_sum(torch.tensor(sums, dtype=torch.float64)).tolist()
         row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
         if test is not None:
@@ -192,7 +193,7 @@ def fit(
             sched.observe(row[options.plateau_metric])
         pos.epoch, pos.batch, pos.sums = pos.epoch + 1, 0, [0.0, 0.0, 0.0]
         if path:
-            _save(path, model, optimizer, sched, ema, pos, history, started)
+            _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
     return history
 
 
@@ -229,6 +230,22 @@ def _group_size(batch: int, per_epoch: int, accumulate: int) -> int:
     return min(accumulate, per_epoch - start)
 
 
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+          grad_clip: float | None) -> None:
+    """One optimizer step. With a scaler the gradients are unscaled before clipping, and a
+    step whose gradients overflowed is skipped (the scaler then lowers its scale)."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | None) -> None:
     """Stop on a non-finite or exploding loss, naming the step and learning rate."""
     if not math.isfinite(loss):
@@ -256,7 +273,8 @@ def _progress(batches: Any, total: int, pos: _Position, enabled: bool) -> Any:
 
 
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
-          ema: AveragedModel | None, pos: _Position, history: History, started: float) -> None:
+          ema: AveragedModel | None, scaler: torch.amp.GradScaler | None, pos: _Position, history: History,
+          started: float) -> None:
     """Checkpoint the run; weights that are not finite raise instead, keeping the last good checkpoint."""
     bad = next((k for k, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None:  # checked on every rank, so that all of them stop
@@ -270,6 +288,7 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
         "optimizer": optimizer.state_dict(),
         "scheduler": sched.state_dict(),
         "ema": ema.state_dict() if ema is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
         "position": {**vars(pos), "seconds": time.perf_counter() - started},
         "history": {"steps": history.steps, "epochs": history.epochs},
         "rng": ckpt.rng_state(),
@@ -277,12 +296,14 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
-             ema: AveragedModel | None) -> tuple[_Position, History]:
+             ema: AveragedModel | None, scaler: torch.amp.GradScaler | None) -> tuple[_Position, History]:
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     if ema is not None and state["ema"] is not None:
         ema.load_state_dict(state["ema"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
     history = History([dict(r) for r in state["history"]["steps"]], [dict(r) for r in state["history"]["epochs"]])
     return _Position(**state["position"]), history
