@@ -28,31 +28,21 @@ def fresh_dir(base: Path) -> Path:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int | None, quiet: bool) -> None:
     """Find a learning rate, train a small ResNet with 1cycle on the shipped sample, plot it all."""
-    from superconverge.finders import lr_find
     from superconverge.finders.lr_range import DataCycledWarning
+    from superconverge.finders.recipe import lr_find_config
     from superconverge.train import run
-    from superconverge.train.models import build_model
     from superconverge.train.recipe import TrainConfig
-    from superconverge.train.runtime import build_optimizer
-    from superconverge.train.runtime import threads as using_threads
-
-    import torch
 
     config = TrainConfig(model=model, data="sample", epochs=epochs, batch_size=batch_size, threads=threads)
     target = fresh_dir(Path(out))
     try:
         data = run.load_data("sample")
-        train_feed, _ = run.feeds(config, data)
         click.echo(f"data: shipped CIFAR-10 sample, {len(data.train_labels)} train / "
                    f"{len(data.test_labels)} test images")
-        with using_threads(threads):
-            torch.manual_seed(config.seed)
-            net = build_model(model)
-            opt = build_optimizer("sgd", net.parameters(), lr=1e-3, momentum=0.9,
-                                  weight_decay=config.weight_decay)
-            with warnings.catch_warnings():  # 100 steps is 2.5 epochs of the sample: cycling is intended
-                warnings.simplefilter("ignore", DataCycledWarning)
-                found = lr_find(net, opt, torch.nn.functional.cross_entropy, train_feed, steps=100)
+        with warnings.catch_warnings():  # 100 steps is 2.5 epochs of the sample: cycling is intended
+            warnings.simplefilter("ignore", DataCycledWarning)
+            # tune's sweep: the run's model, data and optimizer at 1cycle's momentum at the peak LR
+            found = lr_find_config(config, momentum=config.base_momentum, data=data, steps=100)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"LR range test ({found.steps} steps, {found.seconds:.0f} s): suggested peak LR "
