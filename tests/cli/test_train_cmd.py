@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from superconverge.cli import main
+from superconverge.cli.train import resolve
 from superconverge.train.recipe import TrainConfig, load_toml, to_toml
 
 SMALL = ["--model", "tiny", "--data", "sample", "--train-subset", "500", "--epochs", "2", "--batch-size", "100",
@@ -69,6 +70,22 @@ def test_bad_input(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "run").exists()  # so the corrected command can use the same --out
+
+
+def test_data_defaults_to_superconverge_data_then_the_sample(tmp_path, monkeypatch):
+    monkeypatch.delenv("SUPERCONVERGE_DATA", raising=False)
+    assert resolve(None, {}, ()).data == "sample"
+    monkeypatch.setenv("SUPERCONVERGE_DATA", str(tmp_path / "cifar"))
+    assert resolve(None, {}, ()).data == str(tmp_path / "cifar")
+    assert resolve(None, {"data": "sample"}, ()).data == "sample"  # a flag wins
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('model = "tiny"\n')
+    assert resolve(str(recipe), {}, ()).data == str(tmp_path / "cifar")
+    recipe.write_text('data = "download"\n')
+    assert resolve(str(recipe), {}, ()).data == "download"  # so does the config file
+    no_data = [a for a in SMALL if a not in ("--data", "sample")]
+    result = train(*no_data, "--quiet", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and f"{tmp_path / 'cifar'} does not exist" in result.output
 
 
 def test_out_and_resume_go_alone(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from superconverge.train.recipe import FIELDS, SCHEDULES, TrainConfig, from_dict
 # flag -> config key, for the settings people change most; --set covers every other key.
 FLAGS: list[tuple[str, str, type, str]] = [
     ("--model", "model", str, "Model name (resnet20, resnet56, resnet9, preact_resnet18, tiny, ...)."),
-    ("--data", "data", str, "CIFAR-10: 'sample' (shipped), 'download', or a path (archive, folder, .tar.gz)."),
+    ("--data", "data", str, "CIFAR-10: 'sample' (shipped), 'download', or a path (archive, folder, .tar.gz); "
+     "default: $SUPERCONVERGE_DATA if set, else 'sample'."),
     ("--epochs", "epochs", int, "Epochs to train."),
     ("--batch-size", "batch_size", int, "Examples per batch."),
     ("--optimizer", "optimizer", str, "sgd, nesterov, adam, adamw or nadam."),
@@ -37,8 +39,14 @@ def config_options(f: Any) -> Any:
 
 
 def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> TrainConfig:
-    """Config file, then --set KEY=VALUE, then explicit flags (later wins)."""
-    base = load_toml(config_file) if config_file else TrainConfig()
+    """Defaults, config file, then --set KEY=VALUE, then explicit flags (later wins).
+
+    The default data is $SUPERCONVERGE_DATA when it is set, else the shipped sample.
+    """
+    from superconverge.train.cifar import DATA_ENV
+
+    default = TrainConfig(data=os.environ.get(DATA_ENV) or "sample")
+    base = load_toml(config_file, default) if config_file else default
     changes: dict[str, Any] = {}
     for item in sets:
         key, sep, raw = item.partition("=")

@@ -103,8 +103,11 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
     return dataclasses.replace(base or TrainConfig(), **data)
 
 
-def load_toml(path: str | Path) -> TrainConfig:
-    """Read a config written by hand, by ``superconverge tune`` or into a run directory."""
+def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a config written by hand, by ``superconverge tune`` or into a run directory.
+
+    Keys the file does not set come from ``base`` (default: :class:`TrainConfig`'s defaults).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -112,7 +115,7 @@ def load_toml(path: str | Path) -> TrainConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path} is not valid TOML: {err}") from err
-    return from_dict(data)
+    return from_dict(data, base)
 
 
 def to_toml(config: TrainConfig, comment: str = "") -> str:
