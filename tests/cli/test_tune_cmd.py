@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -45,6 +47,19 @@ def test_a_given_batch_size_skips_the_search(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_toml(out).batch_size == 32
     assert "batch_size = 32: given on the command line (no search)." in result.stdout
+
+
+def test_the_written_config_trains_unchanged(tmp_path):
+    out = tmp_path / "tuned.toml"
+    result = tune(*SMALL, "--batch-size", "64", "--weight-decays", "0", "--epochs", "1", "--steps", "20",
+                  "--out", str(out))  # the last of a repeated option counts: one sweep, a 10-step epoch
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["train", "--config", str(out), "--quiet", "--out", str(run)])
+    assert trained.exit_code == 0, trained.output
+    assert load_toml(run / "config.toml") == load_toml(out)
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["max_lr"], summary["epochs"], summary["steps"]) == (load_toml(out).max_lr, 1, 10)
 
 
 def test_an_existing_out_file_needs_force(tmp_path):

@@ -260,6 +260,26 @@ def test_several_param_groups_need_param_group():
     assert [g["lr"] for g in opt.param_groups] == [0.05, 0.01]
 
 
+def test_param_group_all_sweeps_every_group_and_a_bad_index_is_a_clear_error():
+    model = mlp()
+    opt = torch.optim.SGD([{"params": model[0].parameters()},
+                           {"params": [*model[1].parameters(), *model[4].parameters()], "lr": 0.01}],
+                          lr=0.05, momentum=0.9)
+    seen = []
+
+    def loss_fn(out, y):
+        seen.append([g["lr"] for g in opt.param_groups])
+        return F.cross_entropy(out, y)
+
+    result = lr_find(model, opt, loss_fn, batches(20), steps=20, end_lr=1.0, param_group="all")
+    for i in range(2):
+        assert [lrs[i] for lrs in seen] == pytest.approx(list(result.lrs))
+    assert [g["lr"] for g in opt.param_groups] == [0.05, 0.01]
+    for bad in (2, -1, "first", True):
+        with pytest.raises(ValueError, match=f"param_group must be an index in 0..1 or 'all', got {bad!r}"):
+            lr_find(model, opt, F.cross_entropy, batches(20), steps=20, param_group=bad)
+
+
 def test_data_that_runs_out_is_cycled_with_a_warning():
     model = mlp()
     with pytest.warns(DataCycledWarning, match="ran out after 5 batches but the sweep needs 30; cycling"):
