@@ -21,8 +21,10 @@ So :func:`consensus` suggests ``minimum`` pulled back by one kernel width (0.2 d
 default sweep, x0.63): the highest LR the smoothed curve resolves as still descending.
 Its band runs from the classic cautious pick (the median of steepest, valley and minimum/10)
 to the minimum: anything in it trains, the top trains fastest. Measured on short 1cycle
-runs (bench/finder_quality.py), the classic picks sat 3x to 20x below the best peak, and
-the best peaks lay between 0.5x and 2.5x the minimum. ``reliable`` is False when the curve
+runs (bench/finder_quality.py), the classic picks sat 3x to 20x below the best peak. The best
+peak lay near the minimum for an MLP and a 1-D CNN (0.6x and 1.3x it), but at 5x the minimum
+or more for a BN ResNet-20 (8x the suggestion, the grid's edge; one seed each, docs/BENCHMARKS.md):
+there the suggestion is cautious. ``reliable`` is False when the curve
 is too noisy for its descent, the minimum sits at an end of the sweep, or the three classic
 markers disagree by more than 10x, and ``advice`` says what to change.
 
