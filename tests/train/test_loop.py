@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from pathlib import Path
 
@@ -78,17 +80,17 @@ class Killed(Exception):
 
 
 class KilledAfter:
-    """``feed`` whose epoch 0 dies after ``n`` batches (once), as a killed process would."""
+    """``feed`` whose ``epoch`` dies after ``n`` batches (once), as a killed process would."""
 
-    def __init__(self, feed, n):
-        self.feed, self.n, self.fired = feed, n, False
+    def __init__(self, feed, n, epoch=0):
+        self.feed, self.n, self.epoch, self.fired = feed, n, epoch, False
 
     def __len__(self):
         return len(self.feed)
 
     def __call__(self, epoch, start_batch=0, shard=(0, 1)):
         for i, batch in enumerate(self.feed(epoch, start_batch, shard)):
-            if epoch == 0 and i == self.n and not self.fired:
+            if epoch == self.epoch and i == self.n and not self.fired:
                 self.fired = True
                 raise Killed
             yield batch
@@ -113,6 +115,31 @@ def test_a_run_killed_in_its_first_epoch_resumes_exactly(tmp_path):
     resumed = run(killed, tmp_path / "killed", resume=True)
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+def test_records_are_written_at_each_epoch_end_and_agree_with_a_resumed_run(tmp_path):
+    train = ArrayFeed(*blobs(), 32, seed=1)  # 8 steps per epoch
+    killed = KilledAfter(train, 5, epoch=1)
+    options = FitOptions(progress=False, precision="fp32", checkpoint_every=3)
+
+    def run(resume=False):
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return fit(model, opt, one_cycle(3 * 8, 0.05), killed, epochs=3, options=options, run_dir=tmp_path,
+                   resume=resume)
+
+    def records():
+        with open(tmp_path / "history.csv", newline="") as f:
+            epochs = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return epochs, [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+
+    with pytest.raises(Killed):
+        run()
+    epochs, steps = records()  # the epoch that finished is on record
+    assert [r["epoch"] for r in epochs] == [0] and [r["step"] for r in steps] == list(range(8))
+    history = run(resume=True)  # from step 11: steps 8-10 come from the checkpoint
+    assert records() == (history.epochs, history.steps)
+    assert [r["step"] for r in history.steps] == list(range(24))
 
 
 def test_weights_that_are_not_finite_are_never_checkpointed(tmp_path):

@@ -9,6 +9,8 @@ history).
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +32,7 @@ from superconverge.train.runtime import Precision, autocast, pick_device, resolv
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
+HISTORY, STEPS = "history.csv", "steps.jsonl"  # per epoch / per optimizer step, written at each epoch end
 
 
 class DivergedError(RuntimeError):
@@ -113,7 +116,7 @@ def fit(
 
     With ``run_dir`` a checkpoint is written atomically before the first step, at every
     epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
-    from it exactly.
+    from it exactly. Each epoch end also writes ``history.csv`` and ``steps.jsonl`` there.
     Raises :class:`DivergedError` naming the step and LR when the loss blows up or the
     weights stop being finite; the last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
     """
@@ -140,6 +143,7 @@ def fit(
     started = time.perf_counter() - pos.seconds
     if path and not resume:  # so that a run killed in its first epoch can resume
         _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
+    written = 0  # steps this process wrote to steps.jsonl; the first write replaces the file
     while pos.epoch < epochs:
         net.train()
         sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
@@ -194,6 +198,7 @@ def fit(
         pos.epoch, pos.batch, pos.sums = pos.epoch + 1, 0, [0.0, 0.0, 0.0]
         if path:
             _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
+            written = _write_records(path.parent, history, written)
     return history
 
 
@@ -293,6 +298,23 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
         "history": {"steps": history.steps, "epochs": history.epochs},
         "rng": ckpt.rng_state(),
     })
+
+
+def _write_records(run_dir: Path, history: History, written: int) -> int:
+    """history.csv in full and the steps after the first ``written`` to steps.jsonl; returns the steps written.
+
+    With ``written == 0`` steps.jsonl is replaced, so a resumed run drops the steps its
+    checkpoint does not hold (and rewrites those a kill kept it from recording).
+    """
+    if dist.rank() != 0:
+        return written
+    with open(run_dir / HISTORY, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history.epochs[0]))
+        writer.writeheader()
+        writer.writerows(history.epochs)
+    with open(run_dir / STEPS, "a" if written else "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in history.steps[written:])
+    return len(history.steps)
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,

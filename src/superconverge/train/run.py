@@ -1,14 +1,13 @@
 """A whole run from a :class:`TrainConfig` into a run directory: data, model, fit, records, plots.
 
 The run directory holds ``config.toml``, ``checkpoint.pt``, ``history.csv`` (per epoch),
-``steps.jsonl`` (per optimizer step), ``curves.png``, ``schedule.png`` and
-``summary.json``. Nothing in an existing run directory is overwritten without ``force``,
+``steps.jsonl`` (per optimizer step; both written at each epoch end), ``curves.png``,
+``schedule.png`` and ``summary.json``. Nothing in an existing run directory is overwritten without ``force``,
 and ``force`` removes only these files.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -23,13 +22,13 @@ from superconverge.train import distributed as dist
 from superconverge.train.augment import Augment
 from superconverge.train.cifar import Cifar10, load_cifar10, load_sample
 from superconverge.train.feed import ArrayFeed
-from superconverge.train.loop import CHECKPOINT, FitOptions, History, fit, steps_per_epoch
+from superconverge.train.loop import CHECKPOINT, HISTORY, STEPS, FitOptions, History, fit, steps_per_epoch
 from superconverge.train.models import build_model
 from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_toml
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
-RUN_FILES = (CONFIG, CHECKPOINT, "history.csv", "steps.jsonl", "summary.json", "curves.png", "schedule.png")
+RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png")
 
 
 class RunDirError(ValueError):
@@ -159,19 +158,16 @@ def summarize(config: TrainConfig, history: History, per_epoch: int, wall: float
 
 
 def write_records(out: Path, history: History, summary: dict[str, Any], *, plots: bool = True) -> None:
-    """history.csv, steps.jsonl, summary.json and (with ``plots``) curves.png and schedule.png."""
+    """summary.json and (with ``plots``) curves.png and schedule.png; fit wrote history.csv and steps.jsonl."""
     from superconverge.report.plots import plot_curves
 
-    with open(out / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history.epochs[0]))
-        writer.writeheader()
-        writer.writerows(history.epochs)
-    with open(out / "steps.jsonl", "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in history.steps)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not plots:
         return
     curves = {"train loss (per step)": [r["loss"] for r in history.steps]}
+    if "test_loss" in history.epochs[0]:
+        curves["test loss (per epoch)"] = [r["test_loss"] for r in history.epochs]
+    curves["train accuracy (per epoch)"] = [r["train_accuracy"] for r in history.epochs]
     if "test_accuracy" in history.epochs[0]:
         curves["test accuracy (per epoch)"] = [r["test_accuracy"] for r in history.epochs]
     plot_curves(curves, out / "curves.png", title="training", xlabel="", sharex=False)
