@@ -239,6 +239,20 @@ def test_loss_scaling_unscales_before_clipping_and_skips_overflowing_steps(tmp_p
     assert restored.get_scale() == 512.0
 
 
+def test_loader_feed_takes_a_data_loader():
+    images, labels = blobs()
+    dataset = torch.utils.data.TensorDataset(images.permute(0, 3, 1, 2).float() / 255, labels)
+    feed = LoaderFeed(torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False))
+    assert len(feed) == 8
+    first = [y.tolist() for _, y in feed(0)]
+    assert first == [labels[i:i + 32].tolist() for i in range(0, 256, 32)]
+    assert [y.tolist() for _, y in feed(1, start_batch=5)] == first[5:]  # resuming skips the batches done
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    history = fit(model, opt, one_cycle(2 * len(feed), 0.05), feed, epochs=2, options=OPTS)
+    assert len(history.steps) == 16 and math.isfinite(history.epochs[-1]["train_loss"])
+
+
 def test_evaluate_with_flip_tta():
     images, labels = blobs()
     model = mlp()

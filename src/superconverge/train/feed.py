@@ -4,7 +4,7 @@
 number of batches per epoch. :class:`ArrayFeed` serves in-memory uint8 images (CIFAR)
 with augmentation that is a pure function of (seed, epoch, batch), so a resumed run
 sees exactly the batches it would have seen. :class:`LoaderFeed` wraps any
-``torch.utils.data`` Dataset or a function that builds a loader per epoch.
+``torch.utils.data`` Dataset, a DataLoader, or a function that builds a loader per epoch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from superconverge.train.augment import CIFAR10_MEAN, CIFAR10_STD, Augment
 from superconverge.train.data import batches, loader
@@ -73,20 +73,25 @@ class ArrayFeed:
 
 @dataclass(frozen=True, eq=False)
 class LoaderFeed:
-    """Any Dataset, or any ``epoch -> iterable of (x, y)`` function, as a feed.
+    """Any Dataset, DataLoader, or ``epoch -> iterable of (x, y)`` function, as a feed.
 
     With a Dataset the order depends only on (seed, epoch), so resuming is exact; a
-    custom function is exact on resume only if its order depends only on the epoch.
-    Starting mid-epoch skips batches by iterating past them.
+    custom function is exact on resume only if its order depends only on the epoch. A
+    DataLoader is iterated once per epoch as it is (``batch_size``, ``seed`` and
+    ``shuffle`` do not apply); resuming mid-epoch is exact only if its sampler is seeded
+    so that an epoch's order is the same in a new process. Starting mid-epoch skips
+    batches by iterating past them.
     """
 
-    source: Dataset | Callable[[int], Iterable[Batch]]
+    source: Dataset | DataLoader | Callable[[int], Iterable[Batch]]
     batch_size: int = 128
     seed: int = 0
     shuffle: bool = True
     batches_per_epoch: int | None = None
 
     def _epoch(self, epoch: int) -> Iterable[Batch]:
+        if isinstance(self.source, DataLoader):
+            return self.source
         if isinstance(self.source, Dataset):
             return loader(self.source, self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch)
         return self.source(epoch)
