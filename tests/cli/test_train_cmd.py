@@ -88,6 +88,15 @@ def test_data_defaults_to_superconverge_data_then_the_sample(tmp_path, monkeypat
     assert result.exit_code == 2 and f"{tmp_path / 'cifar'} does not exist" in result.output
 
 
+def test_an_unknown_key_in_a_config_file_names_the_closest_key(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('model = "tiny"\nmax_lrr = 0.1\n')
+    result = train("--config", str(recipe), "--quiet", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert "unknown config key 'max_lrr'; did you mean 'max_lr'?" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_out_and_resume_go_alone(tmp_path):
     assert "exactly one of --out DIR" in train(*SMALL).output
     assert "exactly one of --out DIR" in train(*SMALL, "--out", "a", "--resume", "b").output

@@ -268,6 +268,41 @@ def test_batch_larger_than_the_data_is_refused():
         ArrayFeed(images, labels, 128)
 
 
+def test_label_smoothing_is_the_loss_fit_records_and_minimises():
+    images, labels = blobs()
+    train = ArrayFeed(images, labels, 32, shuffle=False)
+    x, y = next(train(0))
+    model = mlp()
+    with torch.no_grad():
+        logits = model(x)
+    expected = F.cross_entropy(logits, y, label_smoothing=0.1)
+    log_p = logits.log_softmax(1)  # (1 - eps) * cross-entropy + eps * mean over classes of -log p
+    by_hand = 0.9 * F.nll_loss(log_p, y) - 0.1 * log_p.mean(1).mean()
+    torch.testing.assert_close(expected, by_hand)
+    assert expected.item() != pytest.approx(F.cross_entropy(logits, y).item())
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    options = FitOptions(progress=False, precision="fp32", label_smoothing=0.1)
+    history = fit(model, opt, {"lr": constant(0.01)}, train, epochs=1, options=options)
+    assert history.steps[0]["loss"] == pytest.approx(expected.item(), rel=1e-6)
+    summed = cross_entropy(label_smoothing=0.1, reduction="sum")(logits, y)
+    assert summed.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gradient_clipping_bounds_the_norm_the_optimizer_sees():
+    def norms(clip):
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        seen = []
+        opt.register_step_pre_hook(lambda *_: seen.append(
+            torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item()))
+        options = FitOptions(progress=False, precision="fp32", grad_clip=clip)
+        fit(model, opt, {"lr": constant(0.05)}, ArrayFeed(*blobs(), 32), epochs=1, options=options)
+        return seen
+
+    assert min(norms(None)) > 0.5  # so the bound below is the clipping at work
+    assert norms(0.5) == pytest.approx([0.5] * 8, rel=1e-5)  # every step, clipped to the bound
+
+
 def test_summed_cross_entropy_has_the_mean_as_value_and_the_sum_as_gradient():
     torch.manual_seed(0)
     logits, y = torch.randn(8, 10, requires_grad=True), torch.randint(0, 10, (8,))
