@@ -33,6 +33,12 @@ VARIANTS = [
     dict(size=24),
     dict(size=28),
     dict(precision="other"),  # the other precision than the base: fp32 <-> bf16
+    # combinations the recipes use
+    dict(widths=(64, 192, 192), batch=512),
+    dict(widths=(64, 192, 192), batch=256),
+    dict(widths=(64, 192, 192), batch=256, size=24),
+    dict(widths=(64, 256, 256), batch=256, size=24),
+    dict(widths=(64, 128, 128), batch=256),
 ]
 
 
