@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -207,11 +208,34 @@ def accuracy_at(rows: list[dict], lr: float) -> float:
     return pts[0][1]
 
 
+def rise_rule(fraction: float, back: float) -> Callable:
+    """Candidate 1cycle peak: ``max(min * 10^-w, rise * 10^-(back w))``.
+
+    ``rise`` is the first LR past the smoothed minimum where the loss has climbed back
+    ``fraction`` of its descent: the right edge of the curve's flat bottom. A sharp wall puts
+    it next to the minimum (the rule gives the minimum pulled back one width, as today); a
+    wide flat bottom, as BN nets under SGD show, moves it right.
+    """
+    def rule(lrs, losses) -> float:
+        x, y = suggest._prepared(lrs, losses)
+        w = suggest._width(x, None)
+        level = suggest._local_fit(x, y, w)[0]
+        bottom = int(np.argmin(level))
+        depth = level[: bottom + 1].max() - level[bottom]
+        above = np.flatnonzero(level[bottom:] >= level[bottom] + fraction * depth)
+        x_rise = x[bottom + above[0]] if len(above) else x[-1]
+        return float(10 ** max(x[bottom] - w, x_rise - back * w))
+    return rule
+
+
 def analyze(path: str) -> None:
-    """Score every suggester (and multiples of the minimum) on saved curves and grids."""
+    """Score every suggester (and candidate rules for the 1cycle peak) on saved curves and grids."""
     saved = json.loads(open(path).read())
     rules = {name: f for name, f in suggest.SUGGESTERS.items()}
     rules["consensus"] = lambda lrs, losses: suggest.consensus(lrs, losses).value
+    for fraction in (0.1, 0.25, 0.5):
+        for back in (1, 2, 3):
+            rules[f"rise{fraction:g}-{back}w"] = rise_rule(fraction, back)
     print(f"gap to the grid's best, accuracy points (interpolated between grid points in log LR; '-' = off the grid)")
     print(f"{'rule':<16}" + "".join(f"{t['task'][:28]:>30}" for t in saved["tasks"]) + f"{'worst':>8}")
     for name, rule in rules.items():

@@ -3,11 +3,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 from click.testing import CliRunner
 
 from superconverge.cli import main
 from superconverge.speedrun import Recipe, holdout_split, speedrun
 from superconverge.speedrun.run import build
+from superconverge.train.augment import to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.run import load_data
 
@@ -52,6 +54,25 @@ def test_schedule_scales_each_group_and_stops_the_whitening_bias(sample):
                                     recipe.weight_decay])
 
 
+def test_the_whitening_bias_stops_taking_gradients_when_its_lr_reaches_zero(sample):
+    recipe = SMALL.replace(epochs=10, whiten_bias_epochs=3, lookahead_every=0)
+    images = torch.from_numpy(sample.train_images)
+    net, optimizer, sched = build(recipe, images, steps=100, seed=0, device=torch.device("cpu"))
+    x, y = to_input(images[:8]), torch.from_numpy(sample.train_labels[:8]).long()
+    seen = []
+    for _ in range(32):
+        F.cross_entropy(net(x), y).backward()
+        seen.append(net.whiten.bias.grad is not None)
+        before = net.whiten.bias.detach().clone()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sched.step()
+    assert seen == [True] * 30 + [False] * 2  # steps 0..29 learn (LR > 0), then no gradient at all
+    assert torch.equal(net.whiten.bias, before)
+    frozen = build(recipe.replace(whiten_bias_epochs=0), images, steps=100, seed=0, device=torch.device("cpu"))[0]
+    assert not frozen.whiten.bias.requires_grad
+
+
 def test_a_small_speedrun_learns_and_reports_its_figures(small):
     result = speedrun(SMALL.replace(batch_size=250, lookahead_every=0), small, seed=1, eval_each_epoch=True)
     assert result["steps"] == 2 * 8 and result["train_images"] == 2000 and result["test_images"] == 500
@@ -82,6 +103,7 @@ def test_cli_json_and_errors(tmp_path):
     for key in ("test_accuracy", "train_seconds", "total_seconds", "epochs"):
         assert key in figures
     assert figures["holdout"] == 1000 and figures["test_images"] == 1000 and figures["recipe"] == "cpu94*"
+    assert figures["config"]["low_res_epochs"] == 0  # cpu94's 3 of 9 scale to 0 of 1
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--set", "widht=[8,16,16]"])
     assert bad.exit_code == 2 and "did you mean 'widths'" in bad.output
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--recipe", "fastest"])

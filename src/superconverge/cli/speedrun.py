@@ -18,7 +18,8 @@ import click
 @click.option("--target", type=float, default=0.94, show_default=True,
               help="Accuracy to report as reached or not (the headline accuracy, with TTA if on).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--epochs", type=int, default=None,
+              help="Override the recipe's epochs (its low-resolution epochs scale along unless set).")
 @click.option("--holdout", type=int, default=0, show_default=True,
               help="Tune honestly: hold out this many training images as the test set (the real test "
                    "set is not touched).")
@@ -53,6 +54,9 @@ def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, e
             if "=" not in item:
                 raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
             changes.update(tomllib.loads(item))
+        if epochs is not None and "low_res_epochs" not in changes and recipe.low_res_epochs:
+            # a shorter or longer run keeps the recipe's share of low-resolution epochs
+            changes["low_res_epochs"] = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs))
         recipe = with_overrides(recipe, epochs=epochs, **changes)
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
         raise click.UsageError(str(err)) from None

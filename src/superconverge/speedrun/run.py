@@ -104,7 +104,33 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     whiten = join([shape, constant(0.0, steps - whiten_steps)], [whiten_steps]) if 0 < whiten_steps < steps \
         else (shape if whiten_steps >= steps else constant(0.0, steps))
     sched = Scheduler(optimizer, {"lr": [shape, shape, whiten]}, scale={"lr": "initial"})
+    freeze_after(optimizer, [net.whiten.bias], whiten_steps if whiten_steps < steps else None)
     return net, optimizer, sched
+
+
+def freeze_after(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: int | None) -> None:
+    """Stop computing the gradients of ``params`` once ``steps`` optimizer steps are done.
+
+    For parameters whose LR is 0 from then on, the result is the same and the backward pass
+    is cheaper: without a learning whitening bias nothing needs the gradient of the first
+    block's input, which costs 6-10 % of a speedrun step. ``None``: never; 0: from the start.
+    """
+    if steps is None:
+        return
+    if steps <= 0:
+        for p in params:
+            p.requires_grad_(False)
+        return
+    done = [0]
+
+    def after_step(*_: Any) -> None:
+        done[0] += 1
+        if done[0] == steps:
+            for p in params:
+                p.requires_grad_(False)
+            handle.remove()
+
+    handle = optimizer.register_step_post_hook(after_step)
 
 
 @torch.no_grad()
