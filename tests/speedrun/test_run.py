@@ -85,6 +85,19 @@ def test_a_small_speedrun_learns_and_reports_its_figures(small):
     json.dumps(result)  # plain data
 
 
+def test_muon_takes_the_filters_and_sgd_the_rest(small):
+    recipe = SMALL.replace(optimizer="muon", batch_size=250, lookahead_every=0)
+    images = torch.from_numpy(small.train_images)
+    net, optimizer, sched = build(recipe, images, steps=16, seed=0, device=torch.device("cpu"))
+    filters, head, biases, whiten = optimizer.param_groups
+    assert filters["orthogonalize"] and not any(g["orthogonalize"] for g in (head, biases, whiten))
+    assert all(p.dim() == 4 for p in filters["params"]) and head["params"] == [net.head.weight]
+    assert filters["lr"] == pytest.approx(recipe.muon_lr / recipe.div_factor)
+    assert biases["lr"] == pytest.approx(recipe.lr * recipe.bias_lr_scale / recipe.div_factor)
+    result = speedrun(recipe, small, seed=1)
+    assert result["test_accuracy_plain"] > 0.2
+
+
 def test_same_seed_same_result(small):
     recipe = SMALL.replace(epochs=1, batch_size=250)
     a, b = (speedrun(recipe, small, seed=3) for _ in range(2))

@@ -39,6 +39,11 @@ class Recipe:
     nesterov: bool = True
     weight_decay: float = 1.33e-3
     bias_lr_scale: float = 64.0
+    # "muon": conv filters take orthogonalised, norm-preserving steps (superconverge.optim.Muon)
+    # at muon_lr and muon_momentum; the head, biases and whitening bias stay with SGD as above
+    optimizer: Literal["sgd", "muon"] = "sgd"
+    muon_lr: float = 0.24
+    muon_momentum: float = 0.6
     label_smoothing: float = 0.2
     # LR: linear 1cycle from lr/div_factor up to lr at pct_start, then down to lr*final_fraction
     pct_start: float = 0.23
@@ -77,6 +82,9 @@ class Recipe:
                             f"{self.low_res_epochs} and {self.low_res}")
         if self.lookahead_every < 0 or not 0 <= self.lookahead_decay <= 1:
             problems.append("lookahead_every must be >= 0 and lookahead_decay in [0, 1]")
+        if self.optimizer not in ("sgd", "muon") or self.muon_lr <= 0 or not 0 <= self.muon_momentum < 1:
+            problems.append(f"optimizer must be 'sgd' or 'muon', muon_lr > 0 and muon_momentum in [0, 1), got "
+                            f"{self.optimizer!r}, {self.muon_lr}, {self.muon_momentum}")
         if self.flip not in ("alternate", "random", "none"):
             problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
         if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from superconverge import __version__
 from superconverge.optim import Scheduler
 from superconverge.optim.lookahead import Lookahead
+from superconverge.optim.muon import Muon
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
 from superconverge.speedrun.recipe import Recipe, to_dict
@@ -90,11 +91,20 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     net.to(device)
     groups = param_groups(net)
     bias_lr, bias_wd = recipe.lr * recipe.bias_lr_scale, recipe.weight_decay / recipe.bias_lr_scale
-    optimizer = torch.optim.SGD(
-        [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay),
-         dict(params=groups["biases"], lr=bias_lr, weight_decay=bias_wd),
-         dict(params=groups["whiten_bias"], lr=recipe.lr, weight_decay=recipe.weight_decay)],
-        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
+    sgd_groups = [dict(params=groups["biases"], lr=bias_lr, weight_decay=bias_wd),
+                  dict(params=groups["whiten_bias"], lr=recipe.lr, weight_decay=recipe.weight_decay)]
+    nesterov = recipe.nesterov and recipe.momentum > 0
+    if recipe.optimizer == "muon":
+        filters, head = groups["weights"][:-1], groups["weights"][-1:]
+        optimizer: torch.optim.Optimizer = Muon(
+            [dict(params=filters, lr=recipe.muon_lr, momentum=recipe.muon_momentum),
+             *(dict(g, orthogonalize=False, momentum=recipe.momentum, nesterov=nesterov)
+               for g in [dict(params=head, lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups])],
+            lr=recipe.muon_lr, nesterov=True)
+    else:
+        optimizer = torch.optim.SGD(
+            [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups],
+            lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov)
     # One relative curve scaled by each group's own LR (BN biases at bias_lr_scale x; the whitening
     # bias, like the weights, at 1x) and the whitening bias stops learning early.
     shape = one_cycle(steps, 1.0, pct_start=recipe.pct_start, anneal="linear", div_factor=recipe.div_factor,
@@ -103,7 +113,8 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     whiten_steps = round(recipe.whiten_bias_epochs * steps / recipe.epochs)
     whiten = join([shape, constant(0.0, steps - whiten_steps)], [whiten_steps]) if 0 < whiten_steps < steps \
         else (shape if whiten_steps >= steps else constant(0.0, steps))
-    sched = Scheduler(optimizer, {"lr": [shape, shape, whiten]}, scale={"lr": "initial"})
+    curves = [shape] * (len(optimizer.param_groups) - 1) + [whiten]  # the whitening bias group is last
+    sched = Scheduler(optimizer, {"lr": curves}, scale={"lr": "initial"})
     freeze_after(optimizer, [net.whiten.bias], whiten_steps if whiten_steps < steps else None)
     return net, optimizer, sched
 
