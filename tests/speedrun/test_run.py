@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from superconverge.cli import main
 from superconverge.speedrun import Recipe, holdout_split, speedrun
+from superconverge.optim.lookahead import Lookahead
 from superconverge.speedrun.run import build
 from superconverge.train.augment import to_input
 from superconverge.train.cifar import Cifar10
@@ -58,6 +59,7 @@ def test_the_whitening_bias_stops_taking_gradients_when_its_lr_reaches_zero(samp
     recipe = SMALL.replace(epochs=10, whiten_bias_epochs=3, lookahead_every=0)
     images = torch.from_numpy(sample.train_images)
     net, optimizer, sched = build(recipe, images, steps=100, seed=0, device=torch.device("cpu"))
+    Lookahead(net, optimizer, lambda t: 0.0, every=5)  # another step hook runs after the freezing one
     x, y = to_input(images[:8]), torch.from_numpy(sample.train_labels[:8]).long()
     seen = []
     for _ in range(32):

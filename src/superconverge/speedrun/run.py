@@ -136,12 +136,11 @@ def freeze_after(optimizer: torch.optim.Optimizer, params: list[torch.nn.Paramet
 
     def after_step(*_: Any) -> None:
         done[0] += 1
-        if done[0] == steps:
+        if done[0] == steps:  # the hook stays registered: removing it while torch runs hooks is an error
             for p in params:
                 p.requires_grad_(False)
-            handle.remove()
 
-    handle = optimizer.register_step_post_hook(after_step)
+    optimizer.register_step_post_hook(after_step)
 
 
 @torch.no_grad()
