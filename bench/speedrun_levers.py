@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from superconverge.speedrun.net import SpeedNet, flops_per_image
 from superconverge.train.runtime import autocast, resolve_precision
 
-BASE = dict(widths=(64, 256, 256), batch=1024, channels_last=True, compile=False, precision="fp32", size=32)
+BASE = dict(widths=(64, 256, 256), batch=1024, channels_last=True, compile=False, precision="fp32", size=32,
+            whiten_bias=True)
 VARIANTS = [
     {},
     dict(channels_last=False),
@@ -39,12 +40,16 @@ VARIANTS = [
     dict(widths=(64, 192, 192), batch=256, size=24),
     dict(widths=(64, 256, 256), batch=256, size=24),
     dict(widths=(64, 128, 128), batch=256),
+    # the whitening bias frozen (as after its first epochs): no gradient for the first block's input
+    dict(widths=(64, 192, 192), batch=512, whiten_bias=False),
+    dict(widths=(64, 192, 192), batch=512, whiten_bias=True),
 ]
 
 
-def measure(widths, batch, channels_last, compile, precision, size, steps) -> tuple[float, float]:
+def measure(widths, batch, channels_last, compile, precision, size, whiten_bias, steps) -> tuple[float, float]:
     torch.manual_seed(0)
     net = SpeedNet(widths)
+    net.whiten.bias.requires_grad_(whiten_bias)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     flops = flops_per_image(net, size)["train"]
