@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups, whitening_filters
@@ -40,3 +41,19 @@ def test_flop_count_matches_the_conv_arithmetic_and_leaves_the_net_alone():
     assert flops["forward"] == 2 * macs
     assert 2 * flops["forward"] < flops["train"] <= 3 * flops["forward"]
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_epoch_flops_count_resolution_and_the_learning_whitening_bias():
+    from superconverge.speedrun import Recipe
+    from superconverge.speedrun.run import epoch_flops
+
+    net = SpeedNet((8, 16, 16))
+    recipe = Recipe(widths=(8, 16, 16), epochs=5, low_res_epochs=2, low_res=16, whiten_bias_epochs=2.5)
+    flops = epoch_flops(net, recipe)
+    full = flops_per_image(net)["train"]
+    net.whiten.bias.requires_grad_(False)
+    frozen = flops_per_image(net)["train"]
+    net.whiten.bias.requires_grad_(True)
+    assert flops[0] == flops[1] < flops[2] and frozen < full
+    assert flops[2] == pytest.approx(0.5 * full + 0.5 * frozen)  # half of epoch 3 still learns the bias
+    assert flops[3] == flops[4] == pytest.approx(frozen) and net.whiten.bias.requires_grad

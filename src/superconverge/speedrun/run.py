@@ -213,9 +213,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
                              channels_last=recipe.channels_last, tta=recipe.tta)
         eval_seconds = time.perf_counter() - tick
 
-    full = flops_per_image(net)["train"]
-    low = flops_per_image(net, recipe.low_res)["train"] if recipe.low_res_epochs else 0.0
-    train_flops = len(train_x) * (recipe.low_res_epochs * low + (recipe.epochs - recipe.low_res_epochs) * full)
+    train_flops = len(train_x) * sum(epoch_flops(net, recipe))
     return {
         "recipe": recipe.name,
         "seed": seed,
@@ -240,6 +238,27 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         "machine": platform.processor() or platform.machine(),
         "config": to_dict(recipe),
     }
+
+
+def epoch_flops(net: SpeedNet, recipe: Recipe) -> list[float]:
+    """Training FLOPs per image in each epoch: at its resolution, and with or without the
+    gradient of the first block's input (needed only while the whitening bias learns)."""
+    bias = net.whiten.bias
+    learning = bias.requires_grad
+    cost = {}
+    try:
+        for grad in (True, False):
+            bias.requires_grad_(grad)
+            for size in {32, recipe.low_res if recipe.low_res_epochs else 32}:
+                cost[size, grad] = flops_per_image(net, size)["train"]
+    finally:
+        bias.requires_grad_(learning)
+    out = []
+    for e in range(recipe.epochs):
+        size = recipe.low_res if e < recipe.low_res_epochs else 32
+        share = min(1.0, max(0.0, recipe.whiten_bias_epochs - e))  # of this epoch with the bias learning
+        out.append(share * cost[size, True] + (1 - share) * cost[size, False])
+    return out
 
 
 def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
