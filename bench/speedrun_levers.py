@@ -77,7 +77,12 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="precision of the base (default: what auto picks on this CPU)")
     parser.add_argument("--only", nargs="*", type=int, help="indices of VARIANTS to run (0 = base)")
+    parser.add_argument("--pair", nargs=2, type=int, metavar=("I", "J"),
+                        help="measure variants I and J alternately, --rounds times, and print their paired ratio")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.pair:
+        return pair(args)
     base = {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
     other = "fp32" if base["precision"] == "bf16" else "bf16"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; base {base}")
@@ -92,6 +97,21 @@ def main() -> None:
         label = ", ".join(f"{k}={v}" for k, v in change.items()) or "base"
         print(f"  {label:<28} {rate:7.1f} img/s  {rate / base_rate:5.2f}x  {gflops:6.1f} GFLOP/s "
               f"({50000 / rate:6.1f} s per 50k-image epoch)", flush=True)
+
+
+def pair(args: argparse.Namespace) -> None:
+    """Variants I and J measured in alternation: machine drift hits both alike."""
+    base = {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
+    configs = [{**base, **VARIANTS[i]} for i in args.pair]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.rounds} rounds of "
+          f"{args.steps} steps; I = {VARIANTS[args.pair[0]]}, J = {VARIANTS[args.pair[1]]} (on {base})")
+    rates: list[list[float]] = [[], []]
+    for r in range(args.rounds):
+        for k in (0, 1) if r % 2 == 0 else (1, 0):
+            rates[k].append(measure(**configs[k], steps=args.steps)[0])
+    ratios = [a / b for a, b in zip(*rates)]
+    print(f"  I {statistics.median(rates[0]):7.1f} img/s, J {statistics.median(rates[1]):7.1f} img/s; "
+          f"I/J median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 
 if __name__ == "__main__":

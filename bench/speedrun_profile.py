@@ -50,7 +50,8 @@ def main() -> None:
     steps = len(feed) * recipe.epochs
     net, optimizer, sched = build(recipe, images, steps, seed=0, device=dev)
     net = net.to(memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
-    Lookahead(net, optimizer, lambda t: recipe.lookahead_decay * (t / steps) ** 3, every=recipe.lookahead_every)
+    if recipe.lookahead_every:
+        Lookahead(net, optimizer, lambda t: recipe.lookahead_decay * (t / steps) ** 3, every=recipe.lookahead_every)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {precision}, recipe {recipe.name} "
           f"widths {list(recipe.widths)} batch {recipe.batch_size}; {args.warm} warm-up steps")
 

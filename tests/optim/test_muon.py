@@ -54,3 +54,22 @@ def test_bad_input_is_refused():
         Muon([torch.nn.Parameter(torch.zeros(4))])
     with pytest.raises(ValueError, match="momentum"):
         Muon([torch.nn.Parameter(torch.zeros(4, 4))], momentum=1.0)
+
+
+def test_a_wide_fan_out_scales_the_step_and_nesterov_looks_ahead():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(12, 3))  # rows > fan-in: the step grows by sqrt(12 / 3) = 2
+    opt = Muon([w], lr=0.01, momentum=0.5, nesterov=True, normalize=False)
+    g1, g2 = torch.randn_like(w), torch.randn_like(w)
+    w.grad = g1
+    opt.step()
+    before = w.detach().clone()
+    w.grad = g2
+    opt.step()
+    buf = 0.5 * g1 + g2  # momentum buffer after two steps (the first step's buffer is the gradient)
+    assert torch.allclose(w, before - 0.01 * 2 * orthogonalize(g2 + 0.5 * buf), atol=1e-6)
+
+
+def test_weight_decay_on_an_orthogonalised_group_is_refused():
+    with pytest.raises(ValueError, match="orthogonalize=False"):
+        Muon([torch.nn.Parameter(torch.zeros(4, 4))], weight_decay=1e-4)

@@ -26,6 +26,7 @@ keeps its effective step size from shrinking as the norm would otherwise grow.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import torch
@@ -35,14 +36,16 @@ import torch
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
-def orthogonalize(update: torch.Tensor, steps: int = 5) -> torch.Tensor:
+def orthogonalize(update: torch.Tensor, steps: int = 5, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Approximately ``U V^T`` of a matrix's SVD ``U S V^T``, by ``steps`` Newton-Schulz iterations.
 
-    Works on the 2-D view ``(rows, rest)`` in bfloat16 (the iteration tolerates it and it is
-    the fast path on hardware with bf16 matmuls); returns the input's shape and dtype.
+    Works on the 2-D view ``(rows, rest)`` in ``dtype``: by default bfloat16 where the hardware
+    computes it natively (a GPU, or a CPU with AVX-512 BF16 or AMX; the iteration tolerates
+    it), else float32 (emulated bf16 matmuls are hundreds of times slower). Returns the
+    input's shape and dtype.
     """
     a, b, c = NS_COEFFICIENTS
-    x = update.reshape(len(update), -1).to(torch.bfloat16)
+    x = update.reshape(len(update), -1).to(dtype or _fast_dtype(update.device))
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
@@ -55,11 +58,21 @@ def orthogonalize(update: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return x.reshape(update.shape).to(update.dtype)
 
 
+@functools.cache
+def _fast_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda":
+        return torch.bfloat16
+    from superconverge.train.runtime import cpu_has_native_bf16
+
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
 class Muon(torch.optim.Optimizer):
     """Orthogonalised momentum for weights of 2+ dimensions; SGD for groups with ``orthogonalize=False``.
 
     Weight decay applies to the SGD groups only: an orthogonalised, normalised weight has
-    a fixed norm, so decaying it would do nothing.
+    a fixed norm, so decaying it would do nothing; asking for it on an orthogonalised group
+    is an error.
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter] | Iterable[dict], lr: float = 0.02,
@@ -72,6 +85,9 @@ class Muon(torch.optim.Optimizer):
                                       normalize=normalize, weight_decay=weight_decay, orthogonalize=orthogonalize))
         for group in self.param_groups:
             for p in group["params"]:
+                if group["orthogonalize"] and group["weight_decay"]:
+                    raise ValueError("weight_decay applies to groups with orthogonalize=False only; set it "
+                                     "there (orthogonalised weights keep their norm with normalize=True)")
                 if group["orthogonalize"] and p.dim() < 2:
                     raise ValueError(f"Muon orthogonalises weights of 2+ dimensions; put this {p.dim()}-D "
                                      "parameter (a bias or a norm's scale) in a group with orthogonalize=False")

@@ -84,7 +84,7 @@ def flushing_denormals(on: bool) -> Iterator[None]:
 
 def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
           device: torch.device) -> tuple[SpeedNet, torch.optim.Optimizer, Scheduler]:
-    """The network (whitening fitted on the first 5,000 training images), SGD and its schedule."""
+    """The network (whitening fitted on the first 5,000 training images), its optimizer and schedule."""
     torch.manual_seed(seed)
     net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
     net.whiten.fit(to_input(train_images[:5000]))
@@ -100,7 +100,7 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
             [dict(params=filters, lr=recipe.muon_lr, momentum=recipe.muon_momentum),
              *(dict(g, orthogonalize=False, momentum=recipe.momentum, nesterov=nesterov)
                for g in [dict(params=head, lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups])],
-            lr=recipe.muon_lr, nesterov=True)
+            lr=recipe.muon_lr, nesterov=recipe.nesterov)
     else:
         optimizer = torch.optim.SGD(
             [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups],
@@ -267,4 +267,4 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["build", "evaluate_tta", "holdout_split", "speedrun", "with_overrides"]
+__all__ = ["build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "speedrun", "with_overrides"]

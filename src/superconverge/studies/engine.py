@@ -15,6 +15,8 @@ threads must not oversubscribe the cores when it resumes beside other jobs.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -73,5 +75,7 @@ def _set_threads(out: Path, threads: int | None) -> None:
     """Make the saved config of a run to resume use ``threads`` (threads are not part of a run's identity)."""
     saved = load_toml(out / CONFIG)
     if threads is not None and saved.threads != threads:
-        (out / CONFIG).write_text(to_toml(saved.replace(threads=threads), f"superconverge {__version__} training "
-                                          f"run (resumed with {threads} threads)"))
+        tmp = out / f".{CONFIG}.part"  # then rename: a kill mid-write must not break the run's config
+        tmp.write_text(to_toml(saved.replace(threads=threads), f"superconverge {__version__} training "
+                               f"run (resumed with {threads} threads)"))
+        os.replace(tmp, out / CONFIG)

@@ -75,12 +75,13 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
         for p in procs:
             p.join()
         crashed = [p for p in procs if p.exitcode != 0]
-        if crashed:  # a worker that died (killed, out of memory, a crash in torch) never marked its run
-            store.reclaim_dead(conn)
-        for p in crashed:
+        for p in crashed:  # a worker that died (killed, out of memory, a crash in torch) never marked its run
             errors.append(f"error   worker process {p.pid} exited with code {p.exitcode} (killed or crashed); its "
                           "unfinished run went back to the queue and resumes from its checkpoint")
             _say(log, errors[-1])
+        if crashed:
+            store.reclaim_dead(conn)
+            work(out, per_job, n_seeds, log)  # what the dead worker left, in this process
     return StudyResult(spec.name, scale, out, store.counts(conn), jobs, per_job, tuple(errors))
 
 

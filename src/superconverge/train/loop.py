@@ -117,8 +117,8 @@ def fit(
     With ``run_dir`` a checkpoint is written atomically before the first step, at every
     epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
     from it exactly. Each epoch end also writes ``history.csv`` and ``steps.jsonl`` there.
-    Raises :class:`DivergedError` naming the step and LR when the loss blows up or the
-    weights stop being finite; the last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
+    Raises :class:`DivergedError` naming the step and LR when the loss blows up, or when a
+    checkpoint would hold weights that are not finite; the last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
     """
     device = pick_device(options.device)
     precision = resolve_precision(options.precision, device)
@@ -199,6 +199,8 @@ def fit(
         if path:
             _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
             written = _write_records(path.parent, history, written)
+    if path and resume and not written:  # resumed after the last checkpoint but before its records were written
+        _write_records(path.parent, history, 0)
     return history
 
 

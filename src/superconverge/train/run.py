@@ -28,7 +28,8 @@ from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
-RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png")
+RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png",
+             "error.txt")  # error.txt: what the study runner writes when a run fails
 
 
 class RunDirError(ValueError):
