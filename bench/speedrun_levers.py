@@ -83,14 +83,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.pair:
         return pair(args)
-    base = {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
-    other = "fp32" if base["precision"] == "bf16" else "bf16"
+    base = base_config(args)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; base {base}")
     base_rate = None
     for index, change in enumerate(VARIANTS):
         if args.only and index not in args.only and index != 0:
             continue
-        change = {k: other if v == "other" else v for k, v in change.items()}
+        change = variant(base, change)
         config = {**base, **change}
         rate, gflops = measure(**config, steps=args.steps)
         base_rate = base_rate or rate
@@ -99,10 +98,20 @@ def main() -> None:
               f"({50000 / rate:6.1f} s per 50k-image epoch)", flush=True)
 
 
+def base_config(args: argparse.Namespace) -> dict:
+    return {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
+
+
+def variant(base: dict, change: dict) -> dict:
+    """``change`` with ``precision="other"`` made concrete: the other precision than the base's."""
+    other = "fp32" if base["precision"] == "bf16" else "bf16"
+    return {k: other if v == "other" else v for k, v in change.items()}
+
+
 def pair(args: argparse.Namespace) -> None:
     """Variants I and J measured in alternation: machine drift hits both alike."""
-    base = {**BASE, "precision": resolve_precision(args.precision, torch.device("cpu"))}
-    configs = [{**base, **VARIANTS[i]} for i in args.pair]
+    base = base_config(args)
+    configs = [{**base, **variant(base, VARIANTS[i])} for i in args.pair]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.rounds} rounds of "
           f"{args.steps} steps; I = {VARIANTS[args.pair[0]]}, J = {VARIANTS[args.pair[1]]} (on {base})")
     rates: list[list[float]] = [[], []]

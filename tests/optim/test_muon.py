@@ -70,6 +70,21 @@ def test_a_wide_fan_out_scales_the_step_and_nesterov_looks_ahead():
     assert torch.allclose(w, before - 0.01 * 2 * orthogonalize(g2 + 0.5 * buf), atol=1e-6)
 
 
-def test_weight_decay_on_an_orthogonalised_group_is_refused():
-    with pytest.raises(ValueError, match="orthogonalize=False"):
+def test_weight_decay_on_a_normalised_orthogonal_group_is_refused_also_when_added_later():
+    with pytest.raises(ValueError, match="normalize=True.*set normalize=False"):
         Muon([torch.nn.Parameter(torch.zeros(4, 4))], weight_decay=1e-4)
+    opt = Muon([torch.nn.Parameter(torch.zeros(4, 4))])
+    with pytest.raises(ValueError, match="normalize=True"):
+        opt.add_param_group(dict(params=[torch.nn.Parameter(torch.zeros(4, 4))], weight_decay=1e-4))
+    with pytest.raises(ValueError, match="2\\+ dimensions"):
+        opt.add_param_group(dict(params=[torch.nn.Parameter(torch.zeros(4))]))
+
+
+def test_without_normalize_weight_decay_is_decoupled():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(6, 6))
+    before = w.detach().clone()
+    opt = Muon([w], lr=0.1, momentum=0.0, normalize=False, weight_decay=0.5)
+    w.grad = torch.randn_like(w)
+    opt.step()
+    assert torch.allclose(w, before * (1 - 0.1 * 0.5) - 0.1 * orthogonalize(w.grad), atol=1e-6)

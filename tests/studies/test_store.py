@@ -127,6 +127,20 @@ def test_a_dead_runners_run_is_reclaimed(tmp_path):
     assert again["hash"] == held and again["attempts"] == 2
 
 
+def test_a_run_whose_process_keeps_dying_fails_after_max_attempts(tmp_path):
+    conn, runs = make(tmp_path)
+    for attempt in range(1, store.MAX_ATTEMPTS + 1):
+        out = subprocess.run([sys.executable, "-c", DIES, str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == runs[0].hash, f"attempt {attempt}: another run was claimed"
+    nxt = store.claim(conn, store.this_worker())
+    assert nxt["hash"] == runs[1].hash  # the study goes on
+    dead = {r["hash"]: r for r in store.records(conn)}[runs[0].hash]
+    assert dead["status"] == "failed" and dead["attempts"] == store.MAX_ATTEMPTS
+    assert "killed or crashed" in dead["error"] and "--retry-failed" in dead["error"]
+    assert store.requeue_failed(conn) == 1
+    assert store.claim(conn, store.this_worker())["hash"] == runs[0].hash  # a fresh count of attempts
+
+
 def test_a_live_runner_keeps_its_run(tmp_path):
     conn, runs = make(tmp_path)
     store.claim(conn, store.this_worker())  # this process is alive

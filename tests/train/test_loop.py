@@ -158,6 +158,18 @@ def test_weights_that_are_not_finite_are_never_checkpointed(tmp_path):
     assert all(torch.isfinite(t).all() for t in saved["model"].values())
 
 
+def test_initial_weights_that_are_not_finite_blame_the_model_not_the_lr(tmp_path):
+    images, labels = blobs()
+    model = mlp()
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"initial weights .* not finite, before any step.*not the learning rate"):
+        fit(model, opt, {"lr": constant(0.01)}, ArrayFeed(images, labels, 32), epochs=1,
+            options=FitOptions(progress=False, precision="fp32"), run_dir=tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_with_accumulation_the_guard_sees_every_batch_of_the_group():
     images, labels = blobs(n=128)
     x = images.permute(0, 3, 1, 2).float() / 255

@@ -28,7 +28,8 @@ def echo_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 @click.command("lr-find")
 @click.option("--model", default="resnet20", show_default=True, help="resnet20..110, preact_resnet18, resnet9, tiny.")
-@click.option("--data", default="sample", show_default=True, help="sample (shipped), download, or a path to CIFAR-10.")
+@click.option("--data", help="sample (shipped), download, or a path to CIFAR-10; "
+              "default: $SUPERCONVERGE_DATA if set, else sample.")
 @click.option("--train-subset", type=int, help="Use only the first N training images (class-balanced).")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--weight-decay", default="5e-4", show_default=True,
@@ -44,7 +45,7 @@ def echo_warnings(caught: list[warnings.WarningMessage]) -> None:
 @click.option("--threads", type=int, help="Intra-op threads (default: torch's choice).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw the curve(s) to a PNG file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the curve(s) and suggestions as JSON.")
-def lr_find_cmd(model: str, data: str, train_subset: int | None, batch_size: int, weight_decay: str,
+def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_size: int, weight_decay: str,
                 steps: int, start_lr: float, end_lr: float, mode: str, optimizer: str, momentum: float,
                 accumulate: int, seed: int, threads: int | None, plot: Path | None, as_json: bool) -> None:
     """Sweep the LR up over a short run and suggest 1cycle's peak LR (max_lr).
@@ -54,10 +55,12 @@ def lr_find_cmd(model: str, data: str, train_subset: int | None, batch_size: int
     """
     from superconverge.finders.lr_range import LRFindResult
     from superconverge.finders.recipe import lr_find_config
+    from superconverge.train.cifar import default_data
     from superconverge.train.recipe import TrainConfig
 
     wds = parse_floats(weight_decay, "--weight-decay")
     try:
+        data = data or default_data()
         config = TrainConfig(model=model, data=data, train_subset=train_subset, batch_size=batch_size,
                              optimizer=optimizer, momentum=momentum, weight_decay=wds[0], accumulate=accumulate,
                              seed=seed, threads=threads)

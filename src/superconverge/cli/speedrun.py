@@ -54,9 +54,6 @@ def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, e
             if "=" not in item:
                 raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
             changes.update(tomllib.loads(item))
-        if epochs is not None and "low_res_epochs" not in changes and recipe.low_res_epochs:
-            # a shorter or longer run keeps the recipe's share of low-resolution epochs
-            changes["low_res_epochs"] = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs))
         recipe = with_overrides(recipe, epochs=epochs, **changes)
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
         raise click.UsageError(str(err)) from None

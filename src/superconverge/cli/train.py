@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,9 @@ def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str,
 
     The default data is $SUPERCONVERGE_DATA when it is set, else the shipped sample.
     """
-    from superconverge.train.cifar import DATA_ENV
+    from superconverge.train.cifar import default_data
 
-    default = TrainConfig(data=os.environ.get(DATA_ENV) or "sample")
+    default = TrainConfig(data=default_data())
     base = load_toml(config_file, default) if config_file else default
     changes: dict[str, Any] = {}
     for item in sets:

@@ -12,7 +12,8 @@ from superconverge.cli.lr_find import echo_warnings, parse_floats
 
 @click.command("tune")
 @click.option("--model", default="resnet20", show_default=True, help="resnet20..110, preact_resnet18, resnet9, tiny.")
-@click.option("--data", default="sample", show_default=True, help="sample (shipped), download, or a path to CIFAR-10.")
+@click.option("--data", help="sample (shipped), download, or a path to CIFAR-10; "
+              "default: $SUPERCONVERGE_DATA if set, else sample.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The TOML config to write (for superconverge train --config).")
 @click.option("--plots", type=click.Path(file_okay=False, path_type=Path), help="Folder for a plot of each step.")
@@ -29,7 +30,7 @@ from superconverge.cli.lr_find import echo_warnings, parse_floats
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="Intra-op threads (default: torch's choice).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def tune_cmd(model: str, data: str, out: Path, plots: Path | None, epochs: int, train_subset: int | None,
+def tune_cmd(model: str, data: str | None, out: Path, plots: Path | None, epochs: int, train_subset: int | None,
              batch_size: int | None, max_batch: int, memory_budget: float | None, weight_decays: str, steps: int,
              start_lr: float, end_lr: float, optimizer: str, seed: int, threads: int | None, force: bool) -> None:
     """Find batch size, weight decay and max_lr; write a ready one-cycle config.
@@ -38,6 +39,7 @@ def tune_cmd(model: str, data: str, out: Path, plots: Path | None, epochs: int, 
     a high LR, whose LR range test gives the peak of 1cycle.
     """
     from superconverge.finders.recipe import tune
+    from superconverge.train.cifar import default_data
     from superconverge.train.recipe import TrainConfig, to_toml
 
     if out.exists() and not force:
@@ -45,6 +47,7 @@ def tune_cmd(model: str, data: str, out: Path, plots: Path | None, epochs: int, 
     wds = parse_floats(weight_decays, "--weight-decays")
     budget = None if memory_budget is None else int(memory_budget * 2**30)
     try:
+        data = data or default_data()
         config = TrainConfig(model=model, data=data, train_subset=train_subset, epochs=epochs, optimizer=optimizer,
                              seed=seed, threads=threads)
         with warnings.catch_warnings(record=True) as caught:

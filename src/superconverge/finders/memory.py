@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import re
 import resource
 import sys
@@ -37,11 +38,18 @@ def release_free_memory() -> None:
     Without it, memory freed by earlier work stays resident; a trial that reuses it raises the
     RSS less than the same step would in a fresh process, and its peak reads too low.
     """
-    name = ctypes.util.find_library("c")
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """libc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``), or None."""
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError, TypeError):
-        pass
+        return None
 
 
 def reset_cpu_peak() -> bool:

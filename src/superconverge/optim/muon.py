@@ -20,14 +20,14 @@ keeps its effective step size from shrinking as the norm would otherwise grow.
 >>> opt = Muon([w], lr=0.1)
 >>> w.grad = torch.randn_like(w)
 >>> opt.step()
->>> round(float(w.norm()) ** 2)  # normalised to sqrt(out)
+>>> round(float(w.detach().norm()) ** 2)  # normalised to sqrt(out)
 16
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -70,30 +70,35 @@ def _fast_dtype(device: torch.device) -> torch.dtype:
 class Muon(torch.optim.Optimizer):
     """Orthogonalised momentum for weights of 2+ dimensions; SGD for groups with ``orthogonalize=False``.
 
-    Weight decay applies to the SGD groups only: an orthogonalised, normalised weight has
-    a fixed norm, so decaying it would do nothing; asking for it on an orthogonalised group
-    is an error.
+    Weight decay on an orthogonalised group is decoupled (``w <- (1 - lr * wd) w`` before the
+    step) and needs ``normalize=False``: a normalised weight has a fixed norm, so decaying it
+    would do nothing, and asking for it is an error.
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter] | Iterable[dict], lr: float = 0.02,
                  momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5, normalize: bool = True,
                  weight_decay: float = 0.0, orthogonalize: bool = True) -> None:
-        if lr < 0 or not 0 <= momentum < 1 or ns_steps < 1 or weight_decay < 0:
-            raise ValueError(f"need lr >= 0, momentum in [0, 1), ns_steps >= 1 and weight_decay >= 0, got "
-                             f"{lr}, {momentum}, {ns_steps}, {weight_decay}")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
                                       normalize=normalize, weight_decay=weight_decay, orthogonalize=orthogonalize))
-        for group in self.param_groups:
-            for p in group["params"]:
-                if group["orthogonalize"] and group["weight_decay"]:
-                    raise ValueError("weight_decay applies to groups with orthogonalize=False only; set it "
-                                     "there (orthogonalised weights keep their norm with normalize=True)")
-                if group["orthogonalize"] and p.dim() < 2:
-                    raise ValueError(f"Muon orthogonalises weights of 2+ dimensions; put this {p.dim()}-D "
-                                     "parameter (a bias or a norm's scale) in a group with orthogonalize=False")
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group, checking its settings (also for groups added after construction)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        lr, mu, steps, wd = group["lr"], group["momentum"], group["ns_steps"], group["weight_decay"]
+        if lr < 0 or not 0 <= mu < 1 or steps < 1 or wd < 0:
+            raise ValueError(f"need lr >= 0, momentum in [0, 1), ns_steps >= 1 and weight_decay >= 0, got "
+                             f"{lr}, {mu}, {steps}, {wd}")
+        if group["orthogonalize"] and group["normalize"] and wd:
+            raise ValueError("weight_decay does nothing to an orthogonalised weight with normalize=True (its "
+                             "norm is fixed); set normalize=False for decoupled decay, or drop it")
+        for p in group["params"] if group["orthogonalize"] else ():
+            if p.dim() < 2:
+                raise ValueError(f"Muon orthogonalises weights of 2+ dimensions; put this {p.dim()}-D "
+                                 "parameter (a bias or a norm's scale) in a group with orthogonalize=False")
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[no-untyped-def]
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -117,6 +122,8 @@ class Muon(torch.optim.Optimizer):
                     p.add_(update, alpha=-lr)
                     continue
                 rows, fan_in = len(p), p[0].numel()
+                if group["weight_decay"]:  # decoupled; normalize is False here (checked when added)
+                    p.mul_(1 - lr * group["weight_decay"])
                 p.add_(orthogonalize(update, group["ns_steps"]), alpha=-lr * max(1.0, rows / fan_in) ** 0.5)
                 if group["normalize"]:
                     p.mul_(rows**0.5 / (p.norm() + 1e-12))

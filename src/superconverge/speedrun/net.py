@@ -91,14 +91,14 @@ class SpeedNet(nn.Module):
 
 
 def param_groups(net: SpeedNet) -> dict[str, list[nn.Parameter]]:
-    """Trainable parameters by role: conv/linear ``weights``, BN ``biases``, the ``whiten_bias``."""
-    groups: dict[str, list[nn.Parameter]] = {"weights": [], "biases": [], "whiten_bias": [net.whiten.bias]}
+    """Trainable parameters by role: conv ``filters``, the linear ``head``, BN ``biases``, the ``whiten_bias``."""
+    groups: dict[str, list[nn.Parameter]] = {"filters": [], "head": [net.head.weight], "biases": [],
+                                             "whiten_bias": [net.whiten.bias]}
     for module in net.body.modules():
         if isinstance(module, nn.Conv2d):
-            groups["weights"].append(module.weight)
+            groups["filters"].append(module.weight)
         elif isinstance(module, nn.BatchNorm2d):
             groups["biases"].append(module.bias)
-    groups["weights"].append(net.head.weight)
     return groups
 
 

@@ -90,21 +90,20 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     net.whiten.fit(to_input(train_images[:5000]))
     net.to(device)
     groups = param_groups(net)
-    bias_lr, bias_wd = recipe.lr * recipe.bias_lr_scale, recipe.weight_decay / recipe.bias_lr_scale
-    sgd_groups = [dict(params=groups["biases"], lr=bias_lr, weight_decay=bias_wd),
-                  dict(params=groups["whiten_bias"], lr=recipe.lr, weight_decay=recipe.weight_decay)]
+    weights = dict(lr=recipe.lr, weight_decay=recipe.weight_decay)
+    biases = dict(params=groups["biases"], lr=recipe.lr * recipe.bias_lr_scale,
+                  weight_decay=recipe.weight_decay / recipe.bias_lr_scale)
+    whiten_bias = dict(params=groups["whiten_bias"], **weights)  # last: its schedule is set apart below
     nesterov = recipe.nesterov and recipe.momentum > 0
-    if recipe.optimizer == "muon":
-        filters, head = groups["weights"][:-1], groups["weights"][-1:]
+    if recipe.optimizer == "muon":  # Muon for the filters, SGD for the rest (Muon's orthogonalize=False path)
+        sgd = dict(orthogonalize=False, momentum=recipe.momentum, nesterov=nesterov)
         optimizer: torch.optim.Optimizer = Muon(
-            [dict(params=filters, lr=recipe.muon_lr, momentum=recipe.muon_momentum),
-             *(dict(g, orthogonalize=False, momentum=recipe.momentum, nesterov=nesterov)
-               for g in [dict(params=head, lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups])],
+            [dict(params=groups["filters"], lr=recipe.muon_lr, momentum=recipe.muon_momentum),
+             dict(params=groups["head"], **weights, **sgd), dict(biases, **sgd), dict(whiten_bias, **sgd)],
             lr=recipe.muon_lr, nesterov=recipe.nesterov)
     else:
-        optimizer = torch.optim.SGD(
-            [dict(params=groups["weights"], lr=recipe.lr, weight_decay=recipe.weight_decay), *sgd_groups],
-            lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov)
+        optimizer = torch.optim.SGD([dict(params=groups["filters"] + groups["head"], **weights), biases, whiten_bias],
+                                    lr=recipe.lr, momentum=recipe.momentum, nesterov=nesterov)
     # One relative curve scaled by each group's own LR (BN biases at bias_lr_scale x; the whitening
     # bias, like the weights, at 1x) and the whitening bias stops learning early.
     shape = one_cycle(steps, 1.0, pct_start=recipe.pct_start, anneal="linear", div_factor=recipe.div_factor,
@@ -115,16 +114,17 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
         else (shape if whiten_steps >= steps else constant(0.0, steps))
     curves = [shape] * (len(optimizer.param_groups) - 1) + [whiten]  # the whitening bias group is last
     sched = Scheduler(optimizer, {"lr": curves}, scale={"lr": "initial"})
-    freeze_after(optimizer, [net.whiten.bias], whiten_steps if whiten_steps < steps else None)
+    freeze_after(sched, [net.whiten.bias], whiten_steps if whiten_steps < steps else None)
     return net, optimizer, sched
 
 
-def freeze_after(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: int | None) -> None:
-    """Stop computing the gradients of ``params`` once ``steps`` optimizer steps are done.
+def freeze_after(sched: Scheduler, params: list[torch.nn.Parameter], steps: int | None) -> None:
+    """Stop computing the gradients of ``params`` once ``sched`` has counted ``steps`` optimizer steps.
 
     For parameters whose LR is 0 from then on, the result is the same and the backward pass
     is cheaper: without a learning whitening bias nothing needs the gradient of the first
     block's input, which costs 6-10 % of a speedrun step. ``None``: never; 0: from the start.
+    The schedule's step count decides, so a step a gradient scaler skipped counts as it does there.
     """
     if steps is None:
         return
@@ -132,15 +132,13 @@ def freeze_after(optimizer: torch.optim.Optimizer, params: list[torch.nn.Paramet
         for p in params:
             p.requires_grad_(False)
         return
-    done = [0]
 
-    def after_step(*_: Any) -> None:
-        done[0] += 1
-        if done[0] == steps:  # the hook stays registered: removing it while torch runs hooks is an error
+    def after_step(*_: Any) -> None:  # runs after optimizer.step(), before sched.step() counts it
+        if sched.step_count + 1 >= steps:  # the hook stays registered: removing it while torch runs hooks is an error
             for p in params:
                 p.requires_grad_(False)
 
-    optimizer.register_step_post_hook(after_step)
+    sched.optimizer.register_step_post_hook(after_step)
 
 
 @torch.no_grad()
@@ -262,8 +260,15 @@ def epoch_flops(net: SpeedNet, recipe: Recipe) -> list[float]:
 
 
 def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
-    """``recipe`` with the non-None ``changes``; a changed recipe keeps its name plus a '*'."""
+    """``recipe`` with the non-None ``changes``; a changed recipe keeps its name plus a '*'.
+
+    A new ``epochs`` without ``low_res_epochs`` keeps the recipe's share of low-resolution
+    epochs: ``round(low_res_epochs * epochs / recipe.epochs)``, at most ``epochs - 1``.
+    """
     changes = {k: v for k, v in changes.items() if v is not None}
+    epochs = changes.get("epochs")
+    if epochs is not None and "low_res_epochs" not in changes and recipe.low_res_epochs:
+        changes["low_res_epochs"] = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs))
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 

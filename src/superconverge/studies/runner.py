@@ -67,22 +67,28 @@ def run_study(name_or_path: str | Path, scale: str, out_dir: str | Path, *, jobs
     if jobs == 1:
         work(out, per_job, n_seeds, log)
     else:
-        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-        procs = [ctx.Process(target=work, args=(out, per_job, n_seeds, None if log is None else print))
-                 for _ in range(jobs)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        crashed = [p for p in procs if p.exitcode != 0]
-        for p in crashed:  # a worker that died (killed, out of memory, a crash in torch) never marked its run
-            errors.append(f"error   worker process {p.pid} exited with code {p.exitcode} (killed or crashed); its "
-                          "unfinished run went back to the queue and resumes from its checkpoint")
-            _say(log, errors[-1])
-        if crashed:
-            store.reclaim_dead(conn)
-            work(out, per_job, n_seeds, log)  # what the dead worker left, in this process
+        crashed = _workers(out, jobs, per_job, n_seeds, log)
+        while crashed:  # a worker that died (killed, out of memory, a crash in torch) never marked its run
+            for pid, code in crashed:
+                errors.append(f"error   worker process {pid} exited with code {code} (killed or crashed); its "
+                              "unfinished run went back to the queue and resumes from its checkpoint")
+                _say(log, errors[-1])
+            # fresh processes take what is left; a run that keeps killing its worker fails after
+            # store.MAX_ATTEMPTS starts, so this ends
+            crashed = _workers(out, jobs, per_job, n_seeds, log)
     return StudyResult(spec.name, scale, out, store.counts(conn), jobs, per_job, tuple(errors))
+
+
+def _workers(out: Path, jobs: int, threads: int, seeds: int, log: Log | None) -> list[tuple[int, int]]:
+    """Run ``jobs`` worker processes to the end of the queue; (pid, exit code) of those that crashed."""
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    procs = [ctx.Process(target=work, args=(out, threads, seeds, None if log is None else print))
+             for _ in range(jobs)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [(p.pid, p.exitcode) for p in procs if p.exitcode != 0]
 
 
 def available_cores() -> int:
@@ -128,6 +134,7 @@ def execute(run: dict[str, Any], run_dir: Path, threads: int) -> tuple[dict[str,
     config = from_dict({**run["config"], "threads": threads})
     extras = run["extras"]
     resume = (run_dir / "checkpoint.pt").is_file() and (run_dir / "config.toml").is_file()
+    (run_dir / "error.txt").unlink(missing_ok=True)  # from a failed attempt before this one
     metrics: dict[str, Any] = {}
     for name in extras.get("measure", []):
         if name in kinds.BEFORE:

@@ -31,6 +31,7 @@ from superconverge import __version__
 
 DB = "study.db"
 STATUSES = ("queued", "running", "done", "failed")
+MAX_ATTEMPTS = 4  # starts of a run whose process died each time before it is marked failed
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -122,6 +123,9 @@ def claim(conn: sqlite3.Connection, worker: Worker, seeds: int | None = None) ->
     """Atomically take the next queued run (seed < ``seeds``), first returning dead runners' runs to the queue."""
     with _immediate(conn):
         _reclaim_dead(conn)
+        conn.execute("UPDATE runs SET status = 'failed', error = ? WHERE status = 'queued' AND attempts >= ?",
+                     (f"started {MAX_ATTEMPTS} times without finishing: its process was killed or crashed each "
+                      "time (out of memory?); fix the cause and rerun with --retry-failed", MAX_ATTEMPTS))
         row = conn.execute("SELECT hash FROM runs WHERE status = 'queued' AND seed < ? ORDER BY position LIMIT 1",
                            (seeds if seeds is not None else 1 << 30,)).fetchone()
         if row is None:
@@ -153,8 +157,8 @@ def release(conn: sqlite3.Connection, run_hash: str) -> None:
 
 
 def requeue_failed(conn: sqlite3.Connection) -> int:
-    """Queue failed runs again; returns how many."""
-    return conn.execute("UPDATE runs SET status = 'queued' WHERE status = 'failed'").rowcount
+    """Queue failed runs again, with a fresh count of attempts; returns how many."""
+    return conn.execute("UPDATE runs SET status = 'queued', attempts = 0 WHERE status = 'failed'").rowcount
 
 
 def meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -188,12 +192,6 @@ def _record(row: sqlite3.Row) -> dict[str, Any]:
     for key in ("config", "extras", "metrics", "history"):
         out[key] = json.loads(out[key]) if out[key] else {}
     return out
-
-
-def reclaim_dead(conn: sqlite3.Connection) -> None:
-    """Queue again the running runs whose runner process on this host is gone."""
-    with _immediate(conn):
-        _reclaim_dead(conn)
 
 
 def _reclaim_dead(conn: sqlite3.Connection) -> None:

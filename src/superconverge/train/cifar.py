@@ -41,6 +41,13 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 DATA_ENV = "SUPERCONVERGE_DATA"
 
+
+
+def default_data() -> str:
+    """What the commands train on when ``--data`` is not given: ``$SUPERCONVERGE_DATA``, else the sample."""
+    return os.environ.get(DATA_ENV) or "sample"
+
+
 _BATCH_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _FORMATS = (

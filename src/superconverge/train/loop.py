@@ -284,8 +284,11 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
           started: float) -> None:
     """Checkpoint the run; weights that are not finite raise instead, keeping the last good checkpoint."""
     bad = next((k for k, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None)
-    if bad is not None:  # checked on every rank, so that all of them stop
-        last = history.steps[-1] if history.steps else {"step": 0, "epoch": 0, "lr": sched.get_last_lr()[0]}
+    if bad is not None and not history.steps:  # checked on every rank, so that all of them stop
+        raise ValueError(f"the initial weights ({bad}) are not finite, before any step: the model or its "
+                         "initialisation is broken, not the learning rate")
+    if bad is not None:
+        last = history.steps[-1]
         raise DivergedError(f"the weights ({bad}) are not finite after step {last['step']} (epoch {last['epoch']}, "
                             f"lr {last['lr']:.4g}): training diverged; lower the learning rate.{_kept(path)}")
     if dist.rank() != 0:

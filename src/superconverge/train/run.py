@@ -28,8 +28,8 @@ from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
-RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png",
-             "error.txt")  # error.txt: what the study runner writes when a run fails
+RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png")
+MACHINE_KEYS = ("threads", "device")  # how a run computes, not what it is: a resume may change them
 
 
 class RunDirError(ValueError):
@@ -76,6 +76,8 @@ def feeds(config: TrainConfig, data: Cifar10) -> tuple[ArrayFeed, ArrayFeed]:
 def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) -> TrainConfig:
     """Check ``out`` for a new run (empty or ``force``) or a resume; returns the config to run.
 
+    On resume the saved config runs, with the caller's ``threads`` and ``device`` where set
+    (not ``None`` or ``"auto"``).
     Writes nothing: :func:`start_dir` does, once the run's inputs have been checked.
     """
     if resume:
@@ -86,7 +88,7 @@ def prepare_dir(out: Path, config: TrainConfig, *, resume: bool, force: bool) ->
         if config.model != saved.model:
             raise RunDirError(f"{out} holds a {saved.model} run, but {config.model} was asked for; "
                               f"resume with --model {saved.model} or start a new run")
-        return saved
+        return saved.replace(**{k: v for k in MACHINE_KEYS if (v := getattr(config, k)) not in (None, "auto")})
     if out.exists() and any(out.iterdir()) and not force:
         raise RunDirError(f"{out} already exists and is not empty; choose another --out, "
                           "continue it with --resume, or pass --force to overwrite it")
@@ -121,7 +123,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: 
         policy = build_policy(config, per_epoch)
         optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.max_lr,
                                     momentum=config.momentum, weight_decay=config.weight_decay)
-        resolve_precision(config.precision, pick_device(config.device))  # type: ignore[arg-type]
+        device = pick_device(config.device)
+        machine = {"precision": resolve_precision(config.precision, device),  # type: ignore[arg-type]
+                   "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__}
         if not resume:  # only now: a typo must not leave a half-made run directory behind
             start_dir(out, config)
         options = FitOptions(device=config.device, precision=config.precision,  # type: ignore[arg-type]
@@ -134,7 +138,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, force: 
         history = fit(model, optimizer, policy, train_feed, epochs=config.epochs, test=test_feed,
                       options=options, run_dir=out, resume=resume, on_epoch=on_epoch)
     summary = summarize(config, history, per_epoch, time.perf_counter() - started,
-                        time.perf_counter() - fit_started)
+                        time.perf_counter() - fit_started) | machine
     if dist.rank() == 0:
         write_records(out, history, summary, plots=config.plots)
     return summary
