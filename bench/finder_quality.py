@@ -213,7 +213,7 @@ def rise_rule(fraction: float, back: float) -> Callable:
 
     ``rise`` is the first LR past the smoothed minimum where the loss has climbed back
     ``fraction`` of its descent: the right edge of the curve's flat bottom. A sharp wall puts
-    it next to the minimum (the rule gives the minimum pulled back one width, as today); a
+    it next to the minimum (the rule gives the minimum pulled back one width); a
     wide flat bottom, as BN nets under SGD show, moves it right.
     """
     def rule(lrs, losses) -> float:
@@ -232,6 +232,8 @@ def analyze(path: str) -> None:
     """Score every suggester (and candidate rules for the 1cycle peak) on saved curves and grids."""
     saved = json.loads(open(path).read())
     rules = {name: f for name, f in suggest.SUGGESTERS.items()}
+    rules["minimum-1w"] = lambda lrs, losses: suggest.minimum(lrs, losses) * 10 ** -suggest._width(
+        suggest._prepared(lrs, losses)[0], None)  # the consensus before the turn rule
     rules["consensus"] = lambda lrs, losses: suggest.consensus(lrs, losses).value
     for fraction in (0.1, 0.25, 0.5):
         for back in (1, 2, 3):

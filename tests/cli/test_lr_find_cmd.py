@@ -32,14 +32,14 @@ def test_summary_lines_match_the_library_call(tmp_path):
     assert lines[0] == "lr-find: tiny on sample (640 images), batch 32, sgd momentum 0.9"
     assert lines[1] == "  sweep: 30 steps from 1e-05 to 10 (exp)"
     assert re.fullmatch(rf"  weight decay 0.0005: {expected.steps} steps in \d+\.\d s(; stopped: .*)?", lines[2])
-    assert len(expected.suggestions) == 4
-    for line, (name, value) in zip(lines[3:7], expected.suggestions.items()):
+    assert len(expected.suggestions) == 5
+    for line, (name, value) in zip(lines[3:8], expected.suggestions.items()):
         assert line == f"  {name:<15}{value:.4g}"
     verdict = "reliable" if expected.reliable else "NOT reliable"
-    assert lines[7] == (f"  suggestion     {expected.suggestion:.4g}  (band {expected.band[0]:.4g} to "
+    assert lines[8] == (f"  suggestion     {expected.suggestion:.4g}  (band {expected.band[0]:.4g} to "
                         f"{expected.band[1]:.4g})  {verdict}")
-    assert lines[8] == f"  {expected.advice}"
-    assert lines[9] == f"plot: {plot}"
+    assert lines[9] == f"  {expected.advice}"
+    assert lines[10] == f"plot: {plot}"
     assert plot.stat().st_size > 10_000
 
 
@@ -49,7 +49,7 @@ def test_json_holds_the_curve_and_the_suggestions():
     data = json.loads(result.stdout)
     assert len(data["lrs"]) == len(data["losses"]) == len(data["smoothed"]) == data["steps"]
     assert data["lrs"][0] == pytest.approx(1e-5)
-    assert set(data["suggestions"]) == {"minimum_div10", "steepest", "valley", "minimum"}
+    assert set(data["suggestions"]) == {"minimum_div10", "steepest", "valley", "minimum", "turn"}
     assert data["band"][0] <= data["suggestion"] <= data["band"][1]
     assert data["config"]["model"] == "tiny" and data["config"]["batch_size"] == 32
 

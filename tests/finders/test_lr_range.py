@@ -47,7 +47,7 @@ def test_sweep_records_the_exponential_lrs_and_suggests_inside_the_band():
     assert len(result.losses) == len(result.smoothed) == n
     assert result.stopped_early is None or "diverged" in result.stopped_early or "non-finite" in result.stopped_early
     assert result.band[0] <= result.suggestion <= result.band[1]
-    assert set(result.suggestions) == {"minimum_div10", "steepest", "valley", "minimum"}
+    assert set(result.suggestions) == {"minimum_div10", "steepest", "valley", "minimum", "turn"}
     assert result.seconds > 0
     # the running average is the debiased EMA of the recorded losses
     m = 0.0

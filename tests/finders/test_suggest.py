@@ -59,21 +59,36 @@ def test_valley_lies_between_steepest_and_the_minimum():
     assert S.steepest(lrs, losses) <= S.valley(lrs, losses) <= bottom
 
 
-def test_clean_curve_suggests_one_kernel_width_below_the_minimum():
+def test_clean_curve_suggests_one_kernel_width_below_where_the_loss_turns_up():
     lrs, losses = cut(LRS, curve(LRS))
     names = S.suggest_all(lrs, losses)
-    assert set(names) == {"minimum_div10", "steepest", "valley", "minimum"}
+    assert set(names) == {"minimum_div10", "steepest", "valley", "minimum", "turn"}
     assert names["minimum_div10"] == pytest.approx(names["minimum"] / 10)
     value, band, reliable, advice = S.consensus(lrs, losses)
     assert reliable and "max_lr" in advice
     width = 8 / 40  # decades: the default kernel for a sweep over 8 decades
-    assert value == pytest.approx(names["minimum"] * 10**-width)
+    assert value == pytest.approx(names["turn"] * 10**-width)
     classic = sorted(names[k] for k in ("minimum_div10", "steepest", "valley"))
-    assert band == (pytest.approx(classic[1]), pytest.approx(names["minimum"]))
-    # the high end of the range where the loss still falls: past the steepest point, before the bottom
-    assert names["steepest"] < value < names["minimum"]
+    assert band == (pytest.approx(classic[1]), pytest.approx(names["turn"]))
+    # past the steepest point, below the point where the loss has climbed back a quarter of its descent
+    assert names["steepest"] < value < names["turn"] and names["minimum"] <= names["turn"]
     level = S.denoise(lrs, losses)
-    assert np.interp(np.log10(value), np.log10(lrs), level) > level.min()
+    drop = level[: np.argmin(level) + 1].max() - level.min()
+    assert np.interp(np.log10(value), np.log10(lrs), level) < level.min() + S.TURN_AT * drop
+
+
+def test_turn_is_the_first_lr_past_the_minimum_a_quarter_of_the_descent_back_up():
+    lrs = np.geomspace(1e-4, 1, 200)
+    x = np.log10(lrs)
+    # a flat bottom from 1e-3 to 1e-1.5, then a wall: 2 -> 1 -> rising
+    losses = 1 + np.clip(-3 - x, 0, None) + np.clip(x + 1.5, 0, None) * 2
+    turn = S.turn(lrs, losses)
+    level = S.denoise(lrs, losses)
+    bottom = int(np.argmin(level))
+    first = bottom + np.flatnonzero(level[bottom:] >= level[bottom] + 0.25 * (level[:bottom + 1].max() - level[bottom]))[0]
+    assert turn == pytest.approx(lrs[first])
+    assert S.minimum(lrs, losses) < turn < 10**-1.2  # to the right of the flat bottom, at the wall's foot
+    assert S.turn(lrs, 2 - 0.5 * (x + 4)) == pytest.approx(lrs[-1])  # never turns up: the sweep's end
 
 
 def test_noisy_curve_is_unreliable_and_says_what_to_do():
@@ -144,5 +159,5 @@ def test_on_a_noisy_u_shaped_curve_the_suggestion_sits_in_the_descent(center, sh
     value, (low, high), reliable, _ = S.consensus(lrs, losses)
     names = S.suggest_all(lrs, losses)
     assert reliable
-    assert low <= value <= high == pytest.approx(names["minimum"])
+    assert low <= value <= high == pytest.approx(names["turn"])
     assert names["steepest"] <= value * 1.0001  # past the steepest point, below the bottom

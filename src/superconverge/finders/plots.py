@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from superconverge.finders.batch_size import BatchSizeResult
     from superconverge.finders.lr_range import LRFindResult
 
-_MARKS = {"steepest": "v", "valley": "o", "minimum_div10": "s", "minimum": "D"}
+_MARKS = {"steepest": "v", "valley": "o", "minimum_div10": "s", "minimum": "D", "turn": "^"}
 
 
 def _pyplot() -> Any:

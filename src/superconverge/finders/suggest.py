@@ -7,24 +7,26 @@ loss by ~50 steps, which on a 100-step sweep moves the apparent minimum to a hig
 Losses above the curve's starting level are capped first, so the blow-up at the end of a
 sweep does not drag the smoothed minimum to the left.
 
-What the suggestion is for 1cycle. Four markers describe the descent:
+What the suggestion is for 1cycle. Five markers describe the curve:
 
 - ``steepest``: where the loss falls fastest per decade of LR, the middle of the descent;
 - ``valley``: two thirds of the way, in log(lr), from where the descent begins to its bottom;
 - ``minimum_div10``: a tenth of the LR at the minimum (fastai's default for flat schedules);
-- ``minimum``: the LR at the smoothed minimum, where the loss stops falling.
+- ``minimum``: the LR at the smoothed minimum, where the loss stops falling;
+- ``turn``: the first LR past the minimum where the loss has climbed back a quarter of its
+  descent, where it turns back up. On a sharp wall it sits next to the minimum; on the wide
+  flat bottom that batch-normalised nets under SGD show it lies well to the right.
 
-1cycle's peak is the high end of the range where the loss still falls (Smith 2015, 2018:
-max_lr is where the loss stops decreasing or turns ragged; Gugger: 1cycle allows peaks
+1cycle's peak is the high end of the range where the loss still falls or holds (Smith 2015,
+2018: max_lr is where the loss stops decreasing or turns ragged; Gugger: 1cycle allows peaks
 "closer to the minimum" than a flat schedule, because the warm-up carries the net there).
-So :func:`consensus` suggests ``minimum`` pulled back by one kernel width (0.2 decade on a
-default sweep, x0.63): the highest LR the smoothed curve resolves as still descending.
-Its band runs from the classic cautious pick (the median of steepest, valley and minimum/10)
-to the minimum: anything in it trains, the top trains fastest. Measured on short 1cycle
-runs (bench/finder_quality.py), the classic picks sat 3x to 20x below the best peak. The best
-peak lay near the minimum for an MLP and a 1-D CNN (0.6x and 1.3x it), but at 5x the minimum
-or more for a BN ResNet-20 (8x the suggestion, the grid's edge; one seed each, docs/BENCHMARKS.md):
-there the suggestion is cautious. ``reliable`` is False when the curve
+So :func:`consensus` suggests ``turn`` pulled back by one kernel width (0.2 decade on a
+default sweep, x0.63). Its band runs from the classic cautious pick (the median of steepest,
+valley and minimum/10) to ``turn``: anything in it trains, the top trains fastest. The rule
+was chosen on short 1cycle runs at 9 peak LRs x 2 seeds on three tasks (bench/finder_quality.py,
+docs/BENCHMARKS.md), among 9 candidates: it lands within 0.5 accuracy points of the grid's best
+on all three, where the classic picks sat 3x to 20x below the best peak and the minimum pulled
+back one width lost 2.7 points on a BN ResNet-20. ``reliable`` is False when the curve
 is too noisy for its descent, the minimum sits at an end of the sweep, or the three classic
 markers disagree by more than 10x, and ``advice`` says what to change.
 
@@ -53,6 +55,7 @@ MAX_SPREAD = 10.0  # the three classic picks disagreeing by more than this facto
 SLOPE_WIDTH = 2.5  # the slope's kernel is this much wider than the level's
 VALLEY_EDGE = 0.2  # the descent starts where its slope reaches 20% of the steepest
 VALLEY_AT = 2 / 3  # how far down the valley, in log(lr), the valley suggestion sits
+TURN_AT = 0.25  # the loss turns back up once it has climbed back this share of its descent
 
 
 class Consensus(NamedTuple):
@@ -143,8 +146,22 @@ def minimum(lrs: ArrayLike, losses: ArrayLike) -> float:
     return float(10 ** x[int(np.argmin(_local_fit(x, y, _width(x, None))[0]))])
 
 
+def turn(lrs: ArrayLike, losses: ArrayLike) -> float:
+    """The first LR past the minimum where the smoothed loss has climbed back a quarter of its descent.
+
+    ``lr[first i > argmin s with s_i >= s_min + 0.25 * (max_{j <= argmin} s_j - s_min)]``, the
+    sweep's last LR if the loss never climbs back that far.
+    """
+    x, y = _prepared(lrs, losses)
+    level = _local_fit(x, y, _width(x, None))[0]
+    bottom = int(np.argmin(level))
+    depth = level[: bottom + 1].max() - level[bottom]
+    above = np.flatnonzero(level[bottom:] >= level[bottom] + TURN_AT * depth)
+    return float(10 ** x[bottom + above[0]]) if len(above) and depth > 0 else float(10 ** x[-1])
+
+
 SUGGESTERS: dict[str, Callable[[ArrayLike, ArrayLike], float]] = {
-    "minimum_div10": minimum_div10, "steepest": steepest, "valley": valley, "minimum": minimum,
+    "minimum_div10": minimum_div10, "steepest": steepest, "valley": valley, "minimum": minimum, "turn": turn,
 }
 CLASSIC = ("minimum_div10", "steepest", "valley")  # the cautious picks, for flat schedules
 
@@ -155,9 +172,9 @@ def suggest_all(lrs: ArrayLike, losses: ArrayLike) -> dict[str, float]:
 
 
 def consensus(lrs: ArrayLike, losses: ArrayLike, suggestions: dict[str, float] | None = None) -> Consensus:
-    """The recommended 1cycle peak LR, one kernel width below the minimum, with a band.
+    """The recommended 1cycle peak LR, one kernel width below where the loss turns up, with a band.
 
-    ``value = lr_min * 10 ** -width``; ``band = (median of the classic picks, lr_min)``.
+    ``value = lr_turn * 10 ** -width``; ``band = (median of the classic picks, lr_turn)``.
     ``reliable`` is False when the loss has no clear descent above its noise, when the minimum
     sits at an end of the sweep, or when the classic picks disagree by more than 10x; ``advice``
     then says what to change.
@@ -165,17 +182,18 @@ def consensus(lrs: ArrayLike, losses: ArrayLike, suggestions: dict[str, float] |
     suggestions = suggestions or suggest_all(lrs, losses)
     x, y = _prepared(lrs, losses)
     lr_min = suggestions.get("minimum") or minimum(lrs, losses)
-    value = float(lr_min * 10 ** -_width(x, None))
+    lr_turn = suggestions.get("turn") or turn(lrs, losses)
+    value = float(lr_turn * 10 ** -_width(x, None))
     classic = np.log10([suggestions[k] for k in CLASSIC if k in suggestions] or [value])
     cautious = float(10 ** np.median(classic))
-    band = (min(cautious, value), float(lr_min))
+    band = (min(cautious, value), float(lr_turn))
     issues = _issues(x, y, (float(10 ** classic.min()), float(10 ** classic.max())))
     if issues:
         return Consensus(value, band, False, "Not reliable: " + "; ".join(issues) + ".")
     return Consensus(value, band, True,
-                     f"Use max_lr ~ {value:.3g} for 1cycle: the loss still falls there and bottoms out at "
-                     f"{lr_min:.3g}. For a flat or step schedule take the cautious end, {band[0]:.3g}. "
-                     "Re-run the finder if the batch size, weight decay or model change.")
+                     f"Use max_lr ~ {value:.3g} for 1cycle: the loss bottoms out at {lr_min:.3g} and turns "
+                     f"back up at {lr_turn:.3g}. For a flat or step schedule take the cautious end, "
+                     f"{band[0]:.3g}. Re-run the finder if the batch size, weight decay or model change.")
 
 
 def noise(lrs: ArrayLike, losses: ArrayLike) -> tuple[float, float]:
