@@ -24,9 +24,9 @@ So :func:`consensus` suggests ``turn`` pulled back by one kernel width (0.2 deca
 default sweep, x0.63). Its band runs from the classic cautious pick (the median of steepest,
 valley and minimum/10) to ``turn``: anything in it trains, the top trains fastest. The rule
 was chosen on short 1cycle runs at 9 peak LRs x 2 seeds on three tasks (bench/finder_quality.py,
-docs/BENCHMARKS.md), among 9 candidates: it lands within 0.5 accuracy points of the grid's best
-on all three, where the classic picks sat 3x to 20x below the best peak and the minimum pulled
-back one width lost 2.7 points on a BN ResNet-20. ``reliable`` is False when the curve
+docs/BENCHMARKS.md), among 9 candidates; trained on a fresh grid around it, it came within 0.64
+accuracy points of the grid's best on all three, where the classic picks sat 3x to 20x below the
+best peak and the minimum pulled back one width lost 2.7 points on a BN ResNet-20. ``reliable`` is False when the curve
 is too noisy for its descent, the minimum sits at an end of the sweep, or the three classic
 markers disagree by more than 10x, and ``advice`` says what to change.
 
