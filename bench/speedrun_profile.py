@@ -22,10 +22,8 @@ from torch.nn import functional as F
 
 from superconverge.optim.lookahead import Lookahead
 from superconverge.speedrun.recipe import load_recipe
-from superconverge.speedrun.run import build
-from superconverge.train.augment import Augment
+from superconverge.speedrun.run import build, train_feed
 from superconverge.train.cifar import load_cifar10
-from superconverge.train.feed import ArrayFeed
 from superconverge.train.runtime import autocast, resolve_precision
 
 
@@ -44,9 +42,7 @@ def main() -> None:
     precision = resolve_precision(recipe.precision, dev)
     data = load_cifar10(args.data)
     images, labels = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
-    flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
-    feed = ArrayFeed(images, labels, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),
-                     channels_last=recipe.channels_last)
+    feed = train_feed(recipe, images, labels)
     steps = len(feed) * recipe.epochs
     net, optimizer, sched = build(recipe, images, steps, seed=0, device=dev)
     net = net.to(memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)

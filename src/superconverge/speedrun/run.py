@@ -163,6 +163,13 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     return out
 
 
+def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> ArrayFeed:
+    """The recipe's augmented, shuffled training batches at full resolution."""
+    flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
+    return ArrayFeed(images, labels, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),  # type: ignore[arg-type]
+                     seed=seed, channels_last=recipe.channels_last)
+
+
 def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "auto", num_threads: int | None = None,
              eval_each_epoch: bool = False, progress: bool = False,
              on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
@@ -171,9 +178,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     precision = resolve_precision(recipe.precision, dev)
     train_x, train_y = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
     test_x, test_y = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
-    flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
-    feed = ArrayFeed(train_x, train_y, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),  # type: ignore[arg-type]
-                     seed=seed, channels_last=recipe.channels_last)
+    feed = train_feed(recipe, train_x, train_y, seed)
     steps = len(feed) * recipe.epochs
     if recipe.low_res_epochs:
         feed = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs)  # type: ignore[assignment]
@@ -272,4 +277,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "speedrun", "with_overrides"]
+__all__ = ["build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "speedrun", "train_feed",
+           "with_overrides"]
