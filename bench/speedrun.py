@@ -60,6 +60,8 @@ def main() -> None:
         tta = r["test_accuracy_tta"]
         print(f"seed {seed}: {100 * r['test_accuracy_plain']:.2f} % plain, "
               + (f"{100 * tta:.2f} % TTA, " if tta is not None else "")
+              + (f"{100 * r['test_accuracy_tta_translate']:.2f} % TTA+translate, "
+                 if r.get("test_accuracy_tta_translate") is not None else "")
               + f"train {r['train_seconds']:.1f} s, total {r['total_seconds']:.1f} s", flush=True)
 
     first = results[0]
@@ -69,6 +71,8 @@ def main() -> None:
     print(f"  accuracy plain     {spread([r['test_accuracy_plain'] for r in results])}")
     if first["test_accuracy_tta"] is not None:
         print(f"  accuracy flip TTA  {spread([r['test_accuracy_tta'] for r in results])}")
+    if first.get("test_accuracy_tta_translate") is not None:
+        print(f"  flip+translate TTA {spread([r['test_accuracy_tta_translate'] for r in results])}")
     print(f"  train seconds      median {statistics.median(r['train_seconds'] for r in results):.1f} "
           f"(min {min(r['train_seconds'] for r in results):.1f}, max {max(r['train_seconds'] for r in results):.1f})")
     print(f"  total seconds      median {statistics.median(r['total_seconds'] for r in results):.1f}")

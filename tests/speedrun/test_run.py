@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from superconverge.cli import main
 from superconverge.speedrun import Recipe, holdout_split, speedrun
 from superconverge.optim.lookahead import Lookahead
-from superconverge.speedrun.run import build
+from superconverge.speedrun.run import build, evaluate_tta
 from superconverge.train.augment import to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.run import load_data
@@ -79,12 +79,31 @@ def test_a_small_speedrun_learns_and_reports_its_figures(small):
     result = speedrun(SMALL.replace(batch_size=250, lookahead_every=0), small, seed=1, eval_each_epoch=True)
     assert result["steps"] == 2 * 8 and result["train_images"] == 2000 and result["test_images"] == 500
     assert 0.2 < result["test_accuracy_plain"] <= 1 and result["test_accuracy"] == result["test_accuracy_tta"]
+    assert result["test_accuracy_tta_translate"] is None  # not asked for
     assert [r["epoch"] for r in result["per_epoch"]] == [1, 2]
     assert result["per_epoch"][-1]["accuracy"] == result["test_accuracy_plain"]  # same weights: no lookahead
     assert result["per_epoch"][0]["seconds"] < result["per_epoch"][1]["seconds"] <= result["train_seconds"]
     assert result["total_seconds"] == pytest.approx(result["train_seconds"] + result["eval_seconds"])
     assert result["train_flops"] > 0 and result["train_gflops_per_second"] > 0
     json.dumps(result)  # plain data
+
+
+def test_translated_tta_averages_six_views(sample):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 5), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    images, labels = torch.from_numpy(sample.test_images[:300]), torch.from_numpy(sample.test_labels[:300]).long()
+    x = to_input(images)
+    net(x)  # materialise the lazy layer
+    out = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False,
+                       batch_size=128, translate=2)
+    with torch.no_grad():
+        both = lambda v: (net(v) + net(v.flip(3))) / 2  # noqa: E731
+        padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+        expect = both(x) / 2 + (both(padded[..., :32, :32]) + both(padded[..., 4:, 4:])) / 4
+    assert out["accuracy_tta_translate"] == pytest.approx(float((expect.argmax(1) == labels).float().mean()))
+    assert out["accuracy_tta"] == pytest.approx(float((both(x).argmax(1) == labels).float().mean()))
+    plain = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False)
+    assert set(plain) == {"accuracy", "accuracy_tta"} and plain["accuracy_tta"] == out["accuracy_tta"]
 
 
 def test_muon_takes_the_filters_and_sgd_the_rest(small):

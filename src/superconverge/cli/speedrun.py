@@ -86,9 +86,10 @@ def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, e
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    tta = result["test_accuracy_tta"]
+    tta, shifted = result["test_accuracy_tta"], result["test_accuracy_tta_translate"]
     click.echo(f"test accuracy {result['test_accuracy_plain']:.4f} plain"
                + (f", {tta:.4f} with flip TTA" if tta is not None else "")
+               + (f", {shifted:.4f} with flip + translate TTA" if shifted is not None else "")
                + f" ({'held-out split' if holdout else 'test set'}); target {target:.4f} "
                + ("reached" if result["reached_target"] else "NOT reached"))
     click.echo(f"time: {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation = "

@@ -59,6 +59,7 @@ class Recipe:
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     tta: bool = True  # also report accuracy averaged over each image and its mirror
+    tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); reported apart
     # machine
     precision: Precision = "auto"
     channels_last: bool = True
@@ -89,6 +90,9 @@ class Recipe:
             problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
         if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:
             problems.append(f"whiten_width must be even and in [2, 24] (2 x 12 patch dims), got {self.whiten_width}")
+        if not 0 <= self.tta_translate <= 4 or (self.tta_translate and not self.tta):
+            problems.append(f"tta_translate must be in [0, 4] pixels and needs tta = true, got "
+                            f"{self.tta_translate} with tta = {self.tta}")
         if problems:
             raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
 

@@ -3,7 +3,7 @@
 What the clock counts (``train_seconds``): from data in memory (uint8 arrays already
 loaded) to a trained model: building the net, fitting the whitening layer, any
 compilation, and every training step. ``eval_seconds`` is the final evaluation of the
-test images, plain and mirrored; ``total_seconds`` is the two together. Optional
+test images, plain and mirrored (and translated, if the recipe asks); ``total_seconds`` is the two together. Optional
 per-epoch evaluations (``eval_each_epoch``) are timed apart and left out of both.
 """
 
@@ -143,24 +143,36 @@ def freeze_after(sched: Scheduler, params: list[torch.nn.Parameter], steps: int 
 
 @torch.no_grad()
 def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                 precision: str, channels_last: bool, batch_size: int = 2000, tta: bool = True) -> dict[str, float]:
-    """Accuracy on ``images``, plain and (with ``tta``) averaged with each image's mirror."""
+                 precision: str, channels_last: bool, batch_size: int = 2000, tta: bool = True,
+                 translate: int = 0) -> dict[str, float]:
+    """Accuracy on ``images``: plain; with ``tta``, from the logits of each image plus its mirror
+    (``accuracy_tta``); with ``translate`` pixels too, from
+
+        z = (z(x) + z(flip x)) / 2 + (z(x+d) + z(flip(x+d)) + z(x-d) + z(flip(x-d))) / 4
+
+    where x+-d is the image shifted by ``translate`` pixels diagonally (reflection padding)
+    (``accuracy_tta_translate``)."""
     net.eval()
-    plain = mirrored = 0
+    hits = {"accuracy": 0, "accuracy_tta": 0, "accuracy_tta_translate": 0}
     for start in range(0, len(images), batch_size):
         x = _to(to_input(images[start:start + batch_size]), device, channels_last)
         y = labels[start:start + batch_size].to(device)
         with autocast(device, precision):  # type: ignore[arg-type]
             logits = net(x).float()
-            plain += int((logits.argmax(1) == y).sum())
+            hits["accuracy"] += int((logits.argmax(1) == y).sum())
             if tta:
                 logits = logits + net(x.flip(3)).float()
-                mirrored += int((logits.argmax(1) == y).sum())
+                hits["accuracy_tta"] += int((logits.argmax(1) == y).sum())
+            if tta and translate:
+                d, size = translate, x.shape[-1]
+                padded = F.pad(x, (d, d, d, d), mode="reflect")
+                for shifted in (padded[..., :size, :size], padded[..., 2 * d:, 2 * d:]):
+                    shifted = _to(shifted, device, channels_last)
+                    logits = logits + (net(shifted).float() + net(shifted.flip(3)).float()) / 2
+                hits["accuracy_tta_translate"] += int((logits.argmax(1) == y).sum())
     net.train()
-    out = {"accuracy": plain / len(images)}
-    if tta:
-        out["accuracy_tta"] = mirrored / len(images)
-    return out
+    keep = ["accuracy"] + (["accuracy_tta"] if tta else []) + (["accuracy_tta_translate"] if tta and translate else [])
+    return {k: hits[k] / len(images) for k in keep}
 
 
 def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> ArrayFeed:
@@ -213,7 +225,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         train_seconds = time.perf_counter() - started - eval_clock[0]
         tick = time.perf_counter()
         final = evaluate_tta(model, test_x, test_y, device=dev, precision=precision,
-                             channels_last=recipe.channels_last, tta=recipe.tta)
+                             channels_last=recipe.channels_last, tta=recipe.tta, translate=recipe.tta_translate)
         eval_seconds = time.perf_counter() - tick
 
     train_flops = len(train_x) * sum(epoch_flops(net, recipe))
@@ -223,6 +235,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         "test_accuracy": final.get("accuracy_tta", final["accuracy"]),
         "test_accuracy_plain": final["accuracy"],
         "test_accuracy_tta": final.get("accuracy_tta"),
+        "test_accuracy_tta_translate": final.get("accuracy_tta_translate"),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "total_seconds": train_seconds + eval_seconds,
