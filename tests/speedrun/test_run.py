@@ -137,7 +137,7 @@ def test_cli_json_and_errors(tmp_path):
     for key in ("test_accuracy", "train_seconds", "total_seconds", "epochs"):
         assert key in figures
     assert figures["holdout"] == 1000 and figures["test_images"] == 1000 and figures["recipe"] == "cpu94*"
-    assert figures["config"]["low_res_epochs"] == 0  # cpu94's 3 of 9 scale to 0 of 1
+    assert figures["config"]["low_res_epochs"] == 0  # cpu94's low-resolution epochs scale to 0 of 1
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--set", "widht=[8,16,16]"])
     assert bad.exit_code == 2 and "did you mean 'widths'" in bad.output
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--recipe", "fastest"])

@@ -3,8 +3,9 @@
 What the clock counts (``train_seconds``): from data in memory (uint8 arrays already
 loaded) to a trained model: building the net, fitting the whitening layer, any
 compilation, and every training step. ``eval_seconds`` is the final evaluation of the
-test images, plain and mirrored (and translated, if the recipe asks); ``total_seconds`` is the two together. Optional
-per-epoch evaluations (``eval_each_epoch``) are timed apart and left out of both.
+test images, plain and mirrored (and shifted, if the recipe asks); ``total_seconds`` is
+the two together. Optional per-epoch evaluations (``eval_each_epoch``) are timed apart
+and left out of both.
 """
 
 from __future__ import annotations
