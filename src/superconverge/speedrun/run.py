@@ -172,7 +172,7 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
                     logits = logits + (net(shifted).float() + net(shifted.flip(3)).float()) / 2
                 hits["accuracy_tta_translate"] += int((logits.argmax(1) == y).sum())
     net.train()
-    keep = ["accuracy"] + (["accuracy_tta"] if tta else []) + (["accuracy_tta_translate"] if tta and translate else [])
+    keep = ["accuracy"] + ["accuracy_tta"] * tta + ["accuracy_tta_translate"] * bool(tta and translate)
     return {k: hits[k] / len(images) for k in keep}
 
 
