@@ -1,8 +1,8 @@
 """The speedrun record the way fast-training records are reported: several seeds, mean and spread.
 
 Runs ``superconverge speedrun --json`` once per seed, each in a fresh process, alone on
-the machine, and prints mean +- std of test accuracy (plain and with flip TTA), the
-median training and total time, and seconds/accuracy per epoch when measured.
+the machine, and prints mean +- std of test accuracy (plain, with flip TTA and with flip +
+translate TTA when the recipe asks for it), the median training, evaluation and total time, and seconds/accuracy per epoch when measured.
 Results are kept per seed in ``--results`` so an interrupted bench resumes.
 
     python bench/speedrun.py --data ../shared/datasets/cifar10-jpeg.tar.gz --seeds 5
@@ -75,6 +75,7 @@ def main() -> None:
         print(f"  flip+translate TTA {spread([r['test_accuracy_tta_translate'] for r in results])}")
     print(f"  train seconds      median {statistics.median(r['train_seconds'] for r in results):.1f} "
           f"(min {min(r['train_seconds'] for r in results):.1f}, max {max(r['train_seconds'] for r in results):.1f})")
+    print(f"  eval seconds       median {statistics.median(r['eval_seconds'] for r in results):.1f}")
     print(f"  total seconds      median {statistics.median(r['total_seconds'] for r in results):.1f}")
     print(f"  training FLOPs     {first['train_flops'] / 1e12:.1f} TFLOP, "
           f"median {statistics.median(r['train_gflops_per_second'] for r in results):.0f} GFLOP/s")

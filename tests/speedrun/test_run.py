@@ -104,6 +104,9 @@ def test_translated_tta_averages_six_views(sample):
     assert out["accuracy_tta"] == pytest.approx(float((both(x).argmax(1) == labels).float().mean()))
     plain = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False)
     assert set(plain) == {"accuracy", "accuracy_tta"} and plain["accuracy_tta"] == out["accuracy_tta"]
+    whole = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False,
+                         batch_size=len(images), translate=2)
+    assert whole == pytest.approx(out)  # the batch size changes speed, not the figures
 
 
 def test_muon_takes_the_filters_and_sgd_the_rest(small):
@@ -120,9 +123,10 @@ def test_muon_takes_the_filters_and_sgd_the_rest(small):
 
 
 def test_same_seed_same_result(small):
-    recipe = SMALL.replace(epochs=1, batch_size=250)
+    recipe = SMALL.replace(epochs=1, batch_size=250, tta_translate=1)
     a, b = (speedrun(recipe, small, seed=3) for _ in range(2))
     assert a["test_accuracy_plain"] == b["test_accuracy_plain"]
+    assert a["test_accuracy"] == a["test_accuracy_tta_translate"]  # the headline: the fullest TTA asked for
 
 
 def test_cli_json_and_errors(tmp_path):

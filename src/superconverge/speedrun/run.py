@@ -142,9 +142,12 @@ def freeze_after(sched: Scheduler, params: list[torch.nn.Parameter], steps: int 
     sched.optimizer.register_step_post_hook(after_step)
 
 
+EVAL_BATCH_CPU, EVAL_BATCH_GPU = 250, 2000
+
+
 @torch.no_grad()
 def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                 precision: str, channels_last: bool, batch_size: int = 2000, tta: bool = True,
+                 precision: str, channels_last: bool, batch_size: int | None = None, tta: bool = True,
                  translate: int = 0) -> dict[str, float]:
     """Accuracy on ``images``: plain; with ``tta``, from the logits of each image plus its mirror
     (``accuracy_tta``); with ``translate`` pixels too, from
@@ -152,7 +155,10 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
         z = (z(x) + z(flip x)) / 2 + (z(x+d) + z(flip(x+d)) + z(x-d) + z(flip(x-d))) / 4
 
     where x+-d is the image shifted by ``translate`` pixels diagonally (reflection padding)
-    (``accuracy_tta_translate``)."""
+    (``accuracy_tta_translate``). ``batch_size`` defaults to 250 images on a CPU, where a
+    forward pass is fastest when a layer's output stays in cache (1.3-1.4x batch 2000;
+    ``bench/speedrun_eval.py``), and 2,000 on a GPU."""
+    batch_size = batch_size or (EVAL_BATCH_CPU if device.type == "cpu" else EVAL_BATCH_GPU)
     net.eval()
     hits = {"accuracy": 0, "accuracy_tta": 0, "accuracy_tta_translate": 0}
     for start in range(0, len(images), batch_size):
@@ -233,7 +239,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     return {
         "recipe": recipe.name,
         "seed": seed,
-        "test_accuracy": final.get("accuracy_tta", final["accuracy"]),
+        # the headline: the fullest test-time augmentation the recipe asks for
+        "test_accuracy": final.get("accuracy_tta_translate", final.get("accuracy_tta", final["accuracy"])),
         "test_accuracy_plain": final["accuracy"],
         "test_accuracy_tta": final.get("accuracy_tta"),
         "test_accuracy_tta_translate": final.get("accuracy_tta_translate"),
