@@ -15,7 +15,8 @@ import torch
 from superconverge.report.html import write_report
 from superconverge.studies import engine, store
 from superconverge.studies.runner import available_cores, run_study
-from superconverge.studies.spec import MEASURED, RUN_METRICS, builtin_names
+from superconverge.studies.schema import MEASURED, RUN_METRICS
+from superconverge.studies.spec import builtin_names
 from superconverge.train.runtime import pick_device, resolve_precision
 
 TINY = """

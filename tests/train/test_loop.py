@@ -16,8 +16,9 @@ from superconverge.optim import Scheduler
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.train import checkpoint as ckpt
 from superconverge.train.feed import ArrayFeed, LoaderFeed
-from superconverge.train.loop import (DivergedError, FitOptions, History, _Position, _restore, _save, _step,
+from superconverge.train.loop import (DivergedError, FitOptions, _Position, _restore, _save, _step,
                                       cross_entropy, evaluate, fit, steps_per_epoch)
+from superconverge.train.records import History
 
 OPTS = FitOptions(progress=False, precision="fp32")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from superconverge.report import plots
-from superconverge.train.loop import History
+from superconverge.train.records import History
 from superconverge.train.run import write_records
 
 

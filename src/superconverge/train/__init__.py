@@ -12,7 +12,7 @@ from typing import Any
 _LAZY = {
     "ArrayFeed": "superconverge.train.feed", "LoaderFeed": "superconverge.train.feed",
     "DivergedError": "superconverge.train.loop", "FitOptions": "superconverge.train.loop",
-    "History": "superconverge.train.loop", "evaluate": "superconverge.train.loop", "fit": "superconverge.train.loop",
+    "History": "superconverge.train.records", "evaluate": "superconverge.train.loop", "fit": "superconverge.train.loop",
     "fit_one_cycle": "superconverge.train.one_cycle",
 }
 

@@ -9,8 +9,6 @@ history).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -28,11 +26,11 @@ from superconverge.schedules import Schedule
 from superconverge.train import checkpoint as ckpt
 from superconverge.train import distributed as dist
 from superconverge.train.feed import Feed
+from superconverge.train.records import History, write_records
 from superconverge.train.runtime import Precision, autocast, pick_device, resolve_precision
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
-HISTORY, STEPS = "history.csv", "steps.jsonl"  # per epoch / per optimizer step, written at each epoch end
 
 
 class DivergedError(RuntimeError):
@@ -55,14 +53,6 @@ class FitOptions:
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at epoch ends only)
     plateau_metric: Literal["test_loss", "test_accuracy", "train_loss"] = "test_loss"
     progress: bool = True
-
-
-@dataclass
-class History:
-    """Per-step and per-epoch records, plain data so that checkpoints and reports can hold them."""
-
-    steps: list[dict[str, float]] = field(default_factory=list)
-    epochs: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -198,9 +188,9 @@ def fit(
         pos.epoch, pos.batch, pos.sums = pos.epoch + 1, 0, [0.0, 0.0, 0.0]
         if path:
             _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
-            written = _write_records(path.parent, history, written)
+            written = write_records(path.parent, history, written)
     if path and resume and not written:  # resumed after the last checkpoint but before its records were written
-        _write_records(path.parent, history, 0)
+        write_records(path.parent, history, 0)
     return history
 
 
@@ -303,23 +293,6 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
         "history": {"steps": history.steps, "epochs": history.epochs},
         "rng": ckpt.rng_state(),
     })
-
-
-def _write_records(run_dir: Path, history: History, written: int) -> int:
-    """history.csv in full and the steps after the first ``written`` to steps.jsonl; returns the steps written.
-
-    With ``written == 0`` steps.jsonl is replaced, so a resumed run drops the steps its
-    checkpoint does not hold (and rewrites those a kill kept it from recording).
-    """
-    if dist.rank() != 0:
-        return written
-    with open(run_dir / HISTORY, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history.epochs[0]))
-        writer.writeheader()
-        writer.writerows(history.epochs)
-    with open(run_dir / STEPS, "a" if written else "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in history.steps[written:])
-    return len(history.steps)
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,

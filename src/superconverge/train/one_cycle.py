@@ -8,7 +8,8 @@ from torch import nn
 
 from superconverge.schedules import one_cycle
 from superconverge.train.feed import Feed
-from superconverge.train.loop import FitOptions, History, fit, steps_per_epoch
+from superconverge.train.loop import FitOptions, fit, steps_per_epoch
+from superconverge.train.records import History
 from superconverge.train.runtime import build_optimizer
 
 

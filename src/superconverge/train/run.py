@@ -22,7 +22,8 @@ from superconverge.train import distributed as dist
 from superconverge.train.augment import Augment
 from superconverge.train.cifar import Cifar10, load_cifar10, load_sample
 from superconverge.train.feed import ArrayFeed
-from superconverge.train.loop import CHECKPOINT, HISTORY, STEPS, FitOptions, History, fit, steps_per_epoch
+from superconverge.train.loop import CHECKPOINT, FitOptions, fit, steps_per_epoch
+from superconverge.train.records import HISTORY, STEPS, History
 from superconverge.train.models import build_model
 from superconverge.train.recipe import TrainConfig, build_policy, load_toml, to_toml
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
