@@ -42,7 +42,7 @@ class Recipe:
     # "muon": conv filters take orthogonalised, norm-preserving steps (superconverge.optim.Muon)
     # at muon_lr and muon_momentum; the head, biases and whitening bias stay with SGD as above
     optimizer: Literal["sgd", "muon"] = "sgd"
-    muon_lr: float = 0.05  # 0.24 diverged on the held-out split (docs/SPEEDRUN.md)
+    muon_lr: float = 0.1  # cpu94's value at batch 512; 0.2 and 0.24 were worse on the held-out split (docs/SPEEDRUN.md)
     muon_momentum: float = 0.6
     label_smoothing: float = 0.2
     # LR: linear 1cycle from lr/div_factor up to lr at pct_start, then down to lr*final_fraction
