@@ -168,3 +168,30 @@ def test_progressive_resizing_downscales_early_epochs_only(small):
 
     net = SpeedNet(SMALL.widths)
     assert per_image == pytest.approx(flops_per_image(net, 24)["train"] + flops_per_image(net, 32)["train"])
+
+
+def test_crop_mode_cuts_random_windows_at_full_scale(small):
+    from superconverge.speedrun.run import ResizedFeed
+    from superconverge.train.feed import ArrayFeed
+
+    images, labels = torch.from_numpy(small.train_images[:64]), torch.from_numpy(small.train_labels[:64])
+    feed = ResizedFeed(ArrayFeed(images, labels, 32, shuffle=False), size=24, until_epoch=2, mode="crop", seed=3)
+    (c1, _), (c1b, _) = list(feed(1))
+    (full, _), _ = list(feed(2))
+    assert c1.shape == (32, 3, 24, 24) and c1.is_contiguous(memory_format=torch.channels_last)
+    # each window is an exact 24x24 piece of its image (found at some offset), not a resampling
+    windows = full.unfold(2, 24, 1).unfold(3, 24, 1)  # (N, C, 9, 9, 24, 24)
+    offsets = set()
+    for i in range(len(c1)):
+        hit = (windows[i] == c1[i][:, None, None]).flatten(3).all(-1).all(0)  # (9, 9)
+        assert hit.any(), f"image {i} is not a window of its full-size image"
+        offsets.add(tuple(torch.nonzero(hit)[0].tolist()))
+    assert len(offsets) > 8  # offsets drawn per image, not one per batch
+    # the same (seed, epoch, batch) gives the same windows, also when resuming mid-epoch
+    (again, _), _ = list(feed(1))
+    ((resumed, _),) = list(feed(1, start_batch=1))
+    assert torch.equal(c1, again) and torch.equal(c1b, resumed)
+    (other, _), _ = list(ResizedFeed(feed.feed, 24, 2, "crop", seed=4)(1))
+    assert not torch.equal(c1, other)
+    with pytest.raises(ValueError, match="low_res_mode"):
+        SMALL.replace(low_res_mode="shrink")

@@ -55,7 +55,8 @@ class Recipe:
     # data
     translate: int = 2  # pixels of reflection padding for the random crop
     low_res_epochs: int = 0  # progressive resizing: the first epochs see images downscaled to...
-    low_res: int = 24  # ...this many pixels a side (bilinear, antialiased); the net is size-agnostic
+    low_res: int = 24  # ...this many pixels a side; the net is size-agnostic
+    low_res_mode: Literal["resize", "crop"] = "resize"  # downscale the whole image, or cut a random window
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     tta: bool = True  # also report accuracy averaged over each image and its mirror
@@ -81,6 +82,8 @@ class Recipe:
         if not 0 <= self.low_res_epochs < self.epochs or not 8 <= self.low_res <= 32:
             problems.append(f"low_res_epochs must be in [0, epochs) and low_res in [8, 32], got "
                             f"{self.low_res_epochs} and {self.low_res}")
+        if self.low_res_mode not in ("resize", "crop"):
+            problems.append(f"low_res_mode must be 'resize' or 'crop', got {self.low_res_mode!r}")
         if self.lookahead_every < 0 or not 0 <= self.lookahead_decay <= 1:
             problems.append("lookahead_every must be >= 0 and lookahead_decay in [0, 1]")
         if self.optimizer not in ("sgd", "muon") or self.muon_lr <= 0 or not 0 <= self.muon_momentum < 1:

@@ -50,23 +50,46 @@ def holdout_split(data: Cifar10, n: int, seed: int = 0) -> Cifar10:
 
 @dataclass(frozen=True, eq=False)
 class ResizedFeed:
-    """``feed`` with its images downscaled to ``size`` pixels in epochs before ``until_epoch``."""
+    """``feed`` with ``size``-pixel images in epochs before ``until_epoch``.
+
+    ``mode="resize"`` downscales each image (bilinear, antialiased): the whole scene at
+    0.75x scale for 24 px. ``mode="crop"`` cuts a ``size`` x ``size`` window at a random
+    offset from each image, drawn from (seed, epoch, batch): objects keep the scale they have
+    at test time, and so do the 2x2 patch statistics the whitening layer was fitted on.
+    """
 
     feed: Feed
     size: int
     until_epoch: int
+    mode: str = "resize"
+    seed: int = 0
 
     def __len__(self) -> int:
         return len(self.feed)
 
     def __call__(self, epoch: int, start_batch: int = 0, shard: Shard = (0, 1)) -> Iterator[Batch]:
-        for x, y in self.feed(epoch, start_batch, shard):
+        for i, (x, y) in enumerate(self.feed(epoch, start_batch, shard), start=start_batch):
             if epoch < self.until_epoch and x.shape[-1] != self.size:
                 channels_last = x.is_contiguous(memory_format=torch.channels_last)
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
-                                  align_corners=False)
+                if self.mode == "crop":
+                    g = torch.Generator().manual_seed(hash((self.seed, epoch, i)) % (1 << 62))
+                    x = random_window(x, self.size, generator=g)
+                else:
+                    x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                      align_corners=False)
                 x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
             yield x, y
+
+
+def random_window(x: torch.Tensor, size: int, *, generator: torch.Generator) -> torch.Tensor:
+    """A ``size`` x ``size`` window of each NCHW image at a uniform random offset."""
+    n, _, h, w = x.shape
+    dy = torch.randint(0, h - size + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, w - size + 1, (n,), generator=generator).to(x.device)
+    step = torch.arange(size, device=x.device)
+    rows, cols = (dy[:, None] + step)[:, :, None], (dx[:, None] + step)[:, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return x[batch, :, rows, cols].permute(0, 3, 1, 2)  # (N, size, size, C) viewed as NCHW
 
 
 @contextlib.contextmanager
@@ -200,7 +223,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     feed = train_feed(recipe, train_x, train_y, seed)
     steps = len(feed) * recipe.epochs
     if recipe.low_res_epochs:
-        feed = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs)  # type: ignore[assignment]
+        feed = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)  # type: ignore[assignment]
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
@@ -298,5 +321,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "speedrun", "train_feed",
-           "with_overrides"]
+__all__ = ["ResizedFeed", "build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "random_window",
+           "speedrun", "train_feed", "with_overrides"]
