@@ -195,3 +195,25 @@ def test_crop_mode_cuts_random_windows_at_full_scale(small):
     assert not torch.equal(c1, other)
     with pytest.raises(ValueError, match="low_res_mode"):
         SMALL.replace(low_res_mode="shrink")
+
+
+def test_saved_model_reloads_to_the_reported_accuracy(tmp_path, sample):
+    from superconverge.speedrun.run import load_model
+
+    path = tmp_path / "net.pt"
+    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "widths=[8,16,16]", "--set", "batch_size=500",
+            "--holdout", "1000", "--json", "--quiet", "--save-model", str(path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    net, recipe = load_model(path)
+    assert recipe.widths == (8, 16, 16) and recipe.epochs == 1
+    held = holdout_split(sample, 1000)
+    again = evaluate_tta(net, torch.from_numpy(held.test_images), torch.from_numpy(held.test_labels),
+                         device=torch.device("cpu"), precision=figures["precision"],
+                         channels_last=recipe.channels_last, translate=recipe.tta_translate)
+    assert again["accuracy"] == figures["test_accuracy_plain"]
+    assert again["accuracy_tta_translate"] == figures["test_accuracy_tta_translate"]
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a model saved by a speedrun"):
+        load_model(tmp_path / "other.pt")

@@ -30,11 +30,14 @@ import click
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Change one recipe value (TOML syntax), e.g. --set 'widths=[64,192,192]'.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON result here.")
+@click.option("--save-model", type=click.Path(dir_okay=False), default=None,
+              help="Also save the trained network here (after the clock stops; "
+                   "superconverge.speedrun.run.load_model reads it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON only.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, epochs: int | None, holdout: int,
                  eval_each_epoch: bool, threads: int | None, device: str, sets: tuple[str, ...], out: str | None,
-                 as_json: bool, quiet: bool) -> None:
+                 save_model: str | None, as_json: bool, quiet: bool) -> None:
     """Train CIFAR-10 from scratch as fast as this machine allows and report accuracy and time.
 
     The clock starts with the images in memory and stops when the final test
@@ -75,7 +78,8 @@ def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, e
                    f"{list(recipe.widths)}; {len(cifar.train_labels)} train / {len(cifar.test_labels)} "
                    f"{'held-out' if holdout else 'test'} images", err=True)
     result = speedrun(recipe, cifar, seed=seed, device=device, num_threads=threads,
-                      eval_each_epoch=eval_each_epoch, progress=not quiet and not as_json, on_epoch=show)
+                      eval_each_epoch=eval_each_epoch, progress=not quiet and not as_json, on_epoch=show,
+                      save_model=save_model)
     result["holdout"] = holdout
     result["target"] = target
     result["reached_target"] = result["test_accuracy"] >= target

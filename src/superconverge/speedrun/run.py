@@ -15,6 +15,7 @@ import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -27,7 +28,7 @@ from superconverge.optim.lookahead import Lookahead
 from superconverge.optim.muon import Muon
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
-from superconverge.speedrun.recipe import Recipe, to_dict
+from superconverge.speedrun.recipe import Recipe, from_dict, to_dict
 from superconverge.train.augment import Augment, to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.feed import ArrayFeed, Batch, Feed, Shard
@@ -214,8 +215,12 @@ def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed:
 
 def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "auto", num_threads: int | None = None,
              eval_each_epoch: bool = False, progress: bool = False,
-             on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train ``recipe`` on ``data.train_*`` and test on ``data.test_*``; return the figures as plain data."""
+             on_epoch: Callable[[dict[str, float]], None] | None = None,
+             save_model: str | Path | None = None) -> dict[str, Any]:
+    """Train ``recipe`` on ``data.train_*`` and test on ``data.test_*``; return the figures as plain data.
+
+    ``save_model``: also write the trained network there (after the clock stops; see :func:`load_model`).
+    """
     dev = pick_device(device)
     precision = resolve_precision(recipe.precision, dev)
     train_x, train_y = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
@@ -258,6 +263,9 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
                              channels_last=recipe.channels_last, tta=recipe.tta, translate=recipe.tta_translate)
         eval_seconds = time.perf_counter() - tick
 
+    if save_model is not None:
+        Path(save_model).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"recipe": to_dict(recipe), "seed": seed, "state_dict": net.state_dict()}, save_model)
     train_flops = len(train_x) * sum(epoch_flops(net, recipe))
     return {
         "recipe": recipe.name,
@@ -285,6 +293,17 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         "machine": platform.processor() or platform.machine(),
         "config": to_dict(recipe),
     }
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[SpeedNet, Recipe]:
+    """The network a speedrun saved with ``save_model``, in eval mode, and its recipe."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(saved, dict) or not {"recipe", "state_dict"} <= saved.keys():
+        raise ValueError(f"{path} is not a model saved by a speedrun (save_model=... / --save-model)")
+    recipe = from_dict(saved["recipe"])
+    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
+    net.load_state_dict(saved["state_dict"])
+    return net.to(device).eval(), recipe
 
 
 def epoch_flops(net: SpeedNet, recipe: Recipe) -> list[float]:
@@ -321,5 +340,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["ResizedFeed", "build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "random_window",
-           "speedrun", "train_feed", "with_overrides"]
+__all__ = ["ResizedFeed", "build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
+           "random_window", "speedrun", "train_feed", "with_overrides"]

@@ -1,0 +1,110 @@
+"""Accuracy of test-time augmentation schemes on saved speedrun models, side by side.
+
+A model saved by ``superconverge speedrun --save-model PATH`` is evaluated once on each of
+18 views of every image (shifted by -1, 0 or +1 pixel in each direction, reflection padded,
+each also mirrored); each scheme then combines some of those logits:
+
+    z = z(x) + z(flip x) + w * sum over shifts s of (z(x+s) + z(flip(x+s)))
+
+Because every scheme reads the same model on the same images, their differences are paired:
+no training-seed noise, only which views are averaged. Choose on the held-out split
+(``--holdout 5000``, the split the recipes were tuned on); the test set is for reporting.
+
+    superconverge speedrun --holdout 5000 --save-model runs/tta/s0.pt ...
+    python bench/speedrun_tta.py --data ../shared/datasets/cifar10-jpeg.tar.gz --holdout 5000 runs/tta/s0.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.nn import functional as F
+
+from superconverge.speedrun import holdout_split
+from superconverge.speedrun.run import load_model
+from superconverge.train.augment import to_input
+from superconverge.train.run import load_data
+from superconverge.train.runtime import autocast, pick_device, resolve_precision
+
+DIAGONAL = [(-1, -1), (1, 1)]
+DIAGONALS = DIAGONAL + [(-1, 1), (1, -1)]
+CROSS = [(0, -1), (0, 1), (-1, 0), (1, 0)]
+SCHEMES: dict[str, tuple[list[tuple[int, int]], float]] = {
+    "plain": ([], 0.0),
+    "flip": ([], 0.0),
+    "flip + 1 diagonal, w 1/2 (cpu94)": (DIAGONAL, 0.5),
+    "flip + 1 diagonal, w 1": (DIAGONAL, 1.0),
+    "flip + 2 diagonals, w 1/4": (DIAGONALS, 0.25),
+    "flip + 2 diagonals, w 1/2": (DIAGONALS, 0.5),
+    "flip + 4 neighbours, w 1/4": (CROSS, 0.25),
+    "flip + all 8 shifts, w 1/8": (DIAGONALS + CROSS, 0.125),
+    "flip + all 8 shifts, w 1/4": (DIAGONALS + CROSS, 0.25),
+    "flip + all 8 shifts, w 1": (DIAGONALS + CROSS, 1.0),
+}
+
+
+@torch.no_grad()
+def view_logits(net: torch.nn.Module, images: torch.Tensor, device: torch.device, precision: str,
+                batch: int = 250) -> dict[tuple[int, int, bool], torch.Tensor]:
+    """Logits of every (dy, dx, mirrored) view, dy and dx in {-1, 0, 1}."""
+    out: dict[tuple[int, int, bool], list[torch.Tensor]] = {}
+    for start in range(0, len(images), batch):
+        x = to_input(images[start:start + batch]).to(device).contiguous(memory_format=torch.channels_last)
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                view = padded[..., 1 + dy:33 + dy, 1 + dx:33 + dx].contiguous(memory_format=torch.channels_last)
+                for mirrored in (False, True):
+                    with autocast(device, precision):  # type: ignore[arg-type]
+                        z = net(view.flip(3) if mirrored else view).float().cpu()
+                    out.setdefault((dy, dx, mirrored), []).append(z)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def scheme_logits(views: dict[tuple[int, int, bool], torch.Tensor], name: str) -> torch.Tensor:
+    shifts, weight = SCHEMES[name]
+    z = views[0, 0, False].clone()
+    if name == "plain":
+        return z
+    z += views[0, 0, True]
+    for dy, dx in shifts:
+        z += weight * (views[dy, dx, False] + views[dy, dx, True])
+    return z
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="files written by speedrun --save-model")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--holdout", type=int, default=0, help="evaluate on this held-out split (seed 0)")
+    args = parser.parse_args()
+    device = pick_device("auto")
+    data = load_data(args.data)
+    if args.holdout:
+        data = holdout_split(data, args.holdout)
+    images, labels = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
+    where = f"{len(labels)} {'held-out' if args.holdout else 'test'} images"
+    table: dict[str, list[float]] = {name: [] for name in SCHEMES}
+    for path in args.models:
+        net, recipe = load_model(path, device)
+        precision = resolve_precision(recipe.precision, device)
+        start = time.perf_counter()
+        views = view_logits(net, images, device, precision)
+        print(f"{path}: 18 views of {where} in {time.perf_counter() - start:.1f} s ({precision})")
+        for name in SCHEMES:
+            table[name].append(float((scheme_logits(views, name).argmax(1) == labels).float().mean()))
+    base = table["flip + 1 diagonal, w 1/2 (cpu94)"]
+    print(f"\n| scheme | views | {' | '.join(args.models)} | mean | vs cpu94 |")
+    print("|---|---:|" + "---:|" * len(args.models) + "---:|---:|")
+    for name, accs in table.items():
+        views = 1 if name == "plain" else 2 + 2 * len(SCHEMES[name][0])
+        mean = sum(accs) / len(accs)
+        diff = mean - sum(base) / len(base)
+        print(f"| {name} | {views} | " + " | ".join(f"{100 * a:.2f} %" for a in accs)
+              + f" | {100 * mean:.2f} % | {100 * diff:+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
