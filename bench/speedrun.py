@@ -3,7 +3,8 @@
 Runs ``superconverge speedrun --json`` once per seed, each in a fresh process, alone on
 the machine, and prints mean +- std of test accuracy (plain, with flip TTA and with flip +
 translate TTA when the recipe asks for it), the median training, evaluation and total time, and seconds/accuracy per epoch when measured.
-Results are kept per seed in ``--results`` so an interrupted bench resumes.
+Results are kept per seed in ``--results`` so an interrupted bench resumes (only with
+results of the same recipe: a changed recipe stops with a message instead of reusing them).
 
     python bench/speedrun.py --data ../shared/datasets/cifar10-jpeg.tar.gz --seeds 5
 """
@@ -15,12 +16,30 @@ import json
 import statistics
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+from superconverge.speedrun import load_recipe
+from superconverge.speedrun.recipe import to_dict
+from superconverge.speedrun.run import with_overrides
 
-def run_seed(args: argparse.Namespace, seed: int, path: Path) -> dict:
-    if path.is_file():
-        return json.loads(path.read_text())
+
+def recipe_config(args: argparse.Namespace) -> dict:
+    """The recipe the runs will train (with ``--set`` applied), as the runs record it."""
+    changes: dict = {}
+    for item in args.set:
+        changes.update(tomllib.loads(item))
+    return to_dict(with_overrides(load_recipe(args.recipe), **changes))
+
+
+def run_seed(args: argparse.Namespace, seed: int, path: Path, config: dict) -> dict:
+    if path.is_file():  # resume, but only with results of the same recipe
+        kept = json.loads(path.read_text())
+        if kept.get("config") != config:
+            changed = sorted(k for k in config if kept.get("config", {}).get(k) != config[k])
+            sys.exit(f"{path} holds a run of a different recipe (differs in: {', '.join(changed)}); "
+                     f"move it away or pass another --results folder")
+        return kept
     cmd = [sys.executable, "-m", "superconverge", "speedrun", "--data", args.data, "--recipe", args.recipe,
            "--seed", str(seed), "--out", str(path), "--json", "--quiet"]
     cmd += ["--holdout", str(args.holdout)] if args.holdout else []
@@ -53,9 +72,10 @@ def main() -> None:
                                                                                    if args.holdout else "")
     folder = Path(args.results) / tag.replace(" ", "").replace("=", "-")
     folder.mkdir(parents=True, exist_ok=True)
+    config = recipe_config(args)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        r = run_seed(args, seed, folder / f"seed{seed}.json")
+        r = run_seed(args, seed, folder / f"seed{seed}.json", config)
         results.append(r)
         tta = r["test_accuracy_tta"]
         print(f"seed {seed}: {100 * r['test_accuracy_plain']:.2f} % plain, "
