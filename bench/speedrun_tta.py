@@ -7,7 +7,11 @@ each also mirrored); each scheme then combines some of those logits:
     z = z(x) + z(flip x) + w * sum over shifts s of (z(x+s) + z(flip(x+s)))
 
 Because every scheme reads the same model on the same images, their differences are paired:
-no training-seed noise, only which views are averaged. Choose on the held-out split
+no training-seed noise, only which views are averaged. A second table gives cpu94's six views
+applied selectively (the recipe key ``tta_translate_below``): only images whose flip-TTA logit
+gap (top class minus runner-up, mean of the two views) is below a threshold get the four
+translated views; the rest keep the flip TTA answer. It prints the share of images that need
+them (the evaluation time it costs) and the accuracy against all six views for all images. Choose on the held-out split
 (``--holdout 5000``, the split the recipes were tuned on); the test set is for reporting.
 
     superconverge speedrun --holdout 5000 --save-model runs/tta/s0.pt ...
@@ -79,6 +83,8 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="files written by speedrun --save-model")
     parser.add_argument("--data", required=True)
     parser.add_argument("--holdout", type=int, default=0, help="evaluate on this held-out split (seed 0)")
+    parser.add_argument("--gaps", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
+                        help="thresholds on the flip-TTA logit gap for the selective table")
     args = parser.parse_args()
     device = pick_device("auto")
     data = load_data(args.data)
@@ -87,6 +93,7 @@ def main() -> None:
     images, labels = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
     where = f"{len(labels)} {'held-out' if args.holdout else 'test'} images"
     table: dict[str, list[float]] = {name: [] for name in SCHEMES}
+    selective: dict[float, list[tuple[float, float]]] = {gap: [] for gap in args.gaps}
     for path in args.models:
         net, recipe = load_model(path, device)
         precision = resolve_precision(recipe.precision, device)
@@ -95,6 +102,13 @@ def main() -> None:
         print(f"{path}: 18 views of {where} in {time.perf_counter() - start:.1f} s ({precision})")
         for name in SCHEMES:
             table[name].append(float((scheme_logits(views, name).argmax(1) == labels).float().mean()))
+        flip, full = scheme_logits(views, "flip"), scheme_logits(views, "flip + 1 diagonal, w 1/2 (cpu94)")
+        top2 = (flip / 2).topk(2, dim=1).values
+        gap = top2[:, 0] - top2[:, 1]
+        for threshold in args.gaps:
+            chosen = torch.where((gap < threshold)[:, None], full, flip)
+            selective[threshold].append((float((gap < threshold).float().mean()),
+                                         float((chosen.argmax(1) == labels).float().mean())))
     base = table["flip + 1 diagonal, w 1/2 (cpu94)"]
     print(f"\n| scheme | views | {' | '.join(args.models)} | mean | vs cpu94 |")
     print("|---|---:|" + "---:|" * len(args.models) + "---:|---:|")
@@ -104,6 +118,13 @@ def main() -> None:
         diff = mean - sum(base) / len(base)
         print(f"| {name} | {views} | " + " | ".join(f"{100 * a:.2f} %" for a in accs)
               + f" | {100 * mean:.2f} % | {100 * diff:+.2f} |")
+
+    print("\n| translated views only below a flip-TTA logit gap of | share of images | accuracy | vs all six views |")
+    print("|---:|---:|---:|---:|")
+    for threshold, rows in selective.items():
+        share = sum(r[0] for r in rows) / len(rows)
+        acc = sum(r[1] for r in rows) / len(rows)
+        print(f"| {threshold:g} | {100 * share:.1f} % | {100 * acc:.2f} % | {100 * (acc - sum(base) / len(base)):+.2f} |")
 
 
 if __name__ == "__main__":

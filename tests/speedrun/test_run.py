@@ -109,6 +109,34 @@ def test_translated_tta_averages_six_views(sample):
     assert whole == pytest.approx(out)  # the batch size changes speed, not the figures
 
 
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_translated_views_only_for_undecided_images(sample, channels_last):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 5), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    images, labels = torch.from_numpy(sample.test_images[:300]), torch.from_numpy(sample.test_labels[:300]).long()
+    x = to_input(images)
+    net(x)
+    kw = dict(device=torch.device("cpu"), precision="fp32", channels_last=channels_last, batch_size=128, translate=2)
+    with torch.no_grad():
+        both = lambda v: (net(v) + net(v.flip(3))) / 2  # noqa: E731
+        padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+        flip = both(x)
+        full = flip / 2 + (both(padded[..., :32, :32]) + both(padded[..., 4:, 4:])) / 4
+    top2 = flip.topk(2, dim=1).values
+    gap = top2[:, 0] - top2[:, 1]
+    threshold = float(gap.median())
+    out = evaluate_tta(net, images, labels, translate_below=threshold, **kw)
+    unsure = gap < threshold
+    expect = torch.where(unsure[:, None], full, flip)
+    assert out["translated_share"] == pytest.approx(float(unsure.float().mean())) and 0 < out["translated_share"] < 1
+    assert out["accuracy_tta_translate"] == pytest.approx(float((expect.argmax(1) == labels).float().mean()))
+    everyone = evaluate_tta(net, images, labels, **kw)
+    assert everyone["translated_share"] == 1.0
+    assert evaluate_tta(net, images, labels, translate_below=float(gap.max()) + 1, **kw) == pytest.approx(everyone)
+    nobody = evaluate_tta(net, images, labels, translate_below=float(gap.min()) / 2, **kw)
+    assert nobody["translated_share"] == 0 and nobody["accuracy_tta_translate"] == nobody["accuracy_tta"]
+
 def test_muon_takes_the_filters_and_sgd_the_rest(small):
     recipe = SMALL.replace(optimizer="muon", batch_size=250, lookahead_every=0)
     images = torch.from_numpy(small.train_images)

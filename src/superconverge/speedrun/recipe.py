@@ -60,7 +60,8 @@ class Recipe:
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     tta: bool = True  # also report accuracy averaged over each image and its mirror
-    tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, the headline accuracy
+    tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, that is the headline accuracy
+    tta_translate_below: float = 0.0  # only for images whose flip-TTA logit gap is below this (0: every image)
     # machine
     precision: Precision = "auto"
     channels_last: bool = True
@@ -93,6 +94,9 @@ class Recipe:
             problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
         if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:
             problems.append(f"whiten_width must be even and in [2, 24] (2 x 12 patch dims), got {self.whiten_width}")
+        if not self.tta_translate_below >= 0:
+            problems.append(f"tta_translate_below must be >= 0 (0: translated views for every image), got "
+                            f"{self.tta_translate_below}")
         if not 0 <= self.tta_translate <= 4 or (self.tta_translate and not self.tta):
             problems.append(f"tta_translate must be in [0, 4] pixels and needs tta = true, got "
                             f"{self.tta_translate} with tta = {self.tta}")
