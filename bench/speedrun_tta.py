@@ -11,7 +11,9 @@ no training-seed noise, only which views are averaged. A second table gives cpu9
 applied selectively (the recipe key ``tta_translate_below``): only images whose flip-TTA logit
 gap (top class minus runner-up, mean of the two views) is below a threshold get the four
 translated views; the rest keep the flip TTA answer. It prints the share of images that need
-them (the evaluation time it costs) and the accuracy against all six views for all images. Choose on the held-out split
+them (the evaluation time it costs) and the accuracy against all six views for all images.
+``--time-below T`` also times the package's evaluation (``evaluate_tta``) of each model with
+all six views and with ``translate_below=T``, alternately, best of three. Choose on the held-out split
 (``--holdout 5000``, the split the recipes were tuned on); the test set is for reporting.
 
     superconverge speedrun --holdout 5000 --save-model runs/tta/s0.pt ...
@@ -27,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from superconverge.speedrun import holdout_split
-from superconverge.speedrun.run import load_model
+from superconverge.speedrun.run import evaluate_tta, load_model
 from superconverge.train.augment import to_input
 from superconverge.train.run import load_data
 from superconverge.train.runtime import autocast, pick_device, resolve_precision
@@ -78,6 +80,23 @@ def scheme_logits(views: dict[tuple[int, int, bool], torch.Tensor], name: str) -
     return z
 
 
+def time_selective(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                   precision: str, translate: int, below: float) -> None:
+    best: dict[float, float] = {0.0: float("inf"), below: float("inf")}
+    out: dict[float, dict[str, float]] = {}
+    for _ in range(3):
+        for threshold in best:
+            start = time.perf_counter()
+            out[threshold] = evaluate_tta(net, images, labels, device=device, precision=precision, channels_last=True,
+                                          translate=translate, translate_below=threshold)
+            best[threshold] = min(best[threshold], time.perf_counter() - start)
+    for threshold, seconds in best.items():
+        r = out[threshold]
+        print(f"  evaluate_tta translate_below={threshold:g}: {seconds:.2f} s, {100 * r['translated_share']:.1f} % "
+              f"translated, {100 * r['accuracy_tta_translate']:.2f} % (flip {100 * r['accuracy_tta']:.2f} %)")
+    print(f"  selective / all: {best[below] / best[0.0]:.2f}x the time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="files written by speedrun --save-model")
@@ -85,6 +104,8 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=0, help="evaluate on this held-out split (seed 0)")
     parser.add_argument("--gaps", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0],
                         help="thresholds on the flip-TTA logit gap for the selective table")
+    parser.add_argument("--time-below", type=float, default=0.0,
+                        help="also time evaluate_tta with all six views and with translate_below at this gap")
     args = parser.parse_args()
     device = pick_device("auto")
     data = load_data(args.data)
@@ -102,6 +123,8 @@ def main() -> None:
         print(f"{path}: 18 views of {where} in {time.perf_counter() - start:.1f} s ({precision})")
         for name in SCHEMES:
             table[name].append(float((scheme_logits(views, name).argmax(1) == labels).float().mean()))
+        if args.time_below:
+            time_selective(net, images, labels, device, precision, recipe.tta_translate or 1, args.time_below)
         flip, full = scheme_logits(views, "flip"), scheme_logits(views, "flip + 1 diagonal, w 1/2 (cpu94)")
         top2 = (flip / 2).topk(2, dim=1).values
         gap = top2[:, 0] - top2[:, 1]
