@@ -82,6 +82,7 @@ def scheme_logits(views: dict[tuple[int, int, bool], torch.Tensor], name: str) -
 
 def time_selective(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                    precision: str, translate: int, below: float) -> None:
+    """Print the time of ``evaluate_tta`` with every image translated and with ``translate_below=below``."""
     best: dict[float, float] = {0.0: float("inf"), below: float("inf")}
     out: dict[float, dict[str, float]] = {}
     for _ in range(3):
@@ -147,7 +148,8 @@ def main() -> None:
     for threshold, rows in selective.items():
         share = sum(r[0] for r in rows) / len(rows)
         acc = sum(r[1] for r in rows) / len(rows)
-        print(f"| {threshold:g} | {100 * share:.1f} % | {100 * acc:.2f} % | {100 * (acc - sum(base) / len(base)):+.2f} |")
+        diff = acc - sum(base) / len(base)
+        print(f"| {threshold:g} | {100 * share:.1f} % | {100 * acc:.2f} % | {100 * diff:+.2f} |")
 
 
 if __name__ == "__main__":

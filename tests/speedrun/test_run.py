@@ -109,7 +109,6 @@ def test_translated_tta_averages_six_views(sample):
     assert whole == pytest.approx(out)  # the batch size changes speed, not the figures
 
 
-
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_translated_views_only_for_undecided_images(sample, channels_last):
     torch.manual_seed(0)

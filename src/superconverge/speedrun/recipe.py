@@ -60,7 +60,7 @@ class Recipe:
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     tta: bool = True  # also report accuracy averaged over each image and its mirror
-    tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, that is the headline accuracy
+    tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, the headline figure
     tta_translate_below: float = 0.0  # only for images whose flip-TTA logit gap is below this (0: every image)
     # machine
     precision: Precision = "auto"
