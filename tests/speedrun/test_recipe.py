@@ -40,7 +40,8 @@ def test_recipe_from_a_file(tmp_path):
 @pytest.mark.parametrize("bad", [{"widths": (8, 16)}, {"pct_start": 1.0}, {"momentum": 1.0},
                                  {"flip": "sometimes"}, {"whiten_width": 30}, {"epochs": 0},
                                  {"tta_translate": 5}, {"tta": False, "tta_translate": 1},
-                                 {"tta_translate_below": -0.5}, {"tta_translate_below": float("nan")}])
+                                 {"tta_translate_below": -0.5}, {"tta_translate_below": float("nan")},
+                                 {"tta_translate_weight": 0}, {"tta_translate_weight": float("inf")}])
 def test_invalid_values_are_rejected(bad):
     with pytest.raises(ValueError, match="recipe"):
         Recipe(**bad)

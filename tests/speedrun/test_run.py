@@ -109,6 +109,27 @@ def test_translated_tta_averages_six_views(sample):
     assert whole == pytest.approx(out)  # the batch size changes speed, not the figures
 
 
+def test_translated_views_weighted(sample):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 5), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    images, labels = torch.from_numpy(sample.test_images[:300]), torch.from_numpy(sample.test_labels[:300]).long()
+    x = to_input(images)
+    with torch.no_grad():
+        net(x)
+        pair = lambda v: net(v) + net(v.flip(3))  # noqa: E731
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = pair(padded[..., :32, :32]) + pair(padded[..., 2:, 2:])
+        predicted = {w: (pair(x) + w * shifted).argmax(1) for w in (0.5, 3.0)}
+    assert (predicted[0.5] != predicted[3.0]).any()  # the weight matters on these images
+    for w, guess in predicted.items():
+        out = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False,
+                           translate=1, translate_weight=w)
+        assert out["accuracy_tta_translate"] == pytest.approx(float((guess == labels).float().mean()))
+    default = evaluate_tta(net, images, labels, device=torch.device("cpu"), precision="fp32", channels_last=False,
+                           translate=1)
+    assert default["accuracy_tta_translate"] == pytest.approx(float((predicted[0.5] == labels).float().mean()))
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_translated_views_only_for_undecided_images(sample, channels_last):
     torch.manual_seed(0)

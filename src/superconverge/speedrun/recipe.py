@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -62,6 +63,7 @@ class Recipe:
     tta: bool = True  # also report accuracy averaged over each image and its mirror
     tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, the headline figure
     tta_translate_below: float = 0.0  # only for images whose flip-TTA logit gap is below this (0: every image)
+    tta_translate_weight: float = 0.5  # each shifted view's weight in the logit sum (the unshifted views': 1)
     # machine
     precision: Precision = "auto"
     channels_last: bool = True
@@ -97,6 +99,9 @@ class Recipe:
         if not self.tta_translate_below >= 0:
             problems.append(f"tta_translate_below must be >= 0 (0: translated views for every image), got "
                             f"{self.tta_translate_below}")
+        if not 0 < self.tta_translate_weight < math.inf:
+            problems.append(f"tta_translate_weight must be > 0 and finite (each shifted view's weight against 1 for "
+                            f"the unshifted pair's), got {self.tta_translate_weight}")
         if not 0 <= self.tta_translate <= 4 or (self.tta_translate and not self.tta):
             problems.append(f"tta_translate must be in [0, 4] pixels and needs tta = true, got "
                             f"{self.tta_translate} with tta = {self.tta}")

@@ -172,16 +172,17 @@ EVAL_BATCH_CPU, EVAL_BATCH_GPU = 250, 2000
 @torch.no_grad()
 def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                  precision: str, channels_last: bool, batch_size: int | None = None, tta: bool = True,
-                 translate: int = 0, translate_below: float = 0.0) -> dict[str, float]:
+                 translate: int = 0, translate_below: float = 0.0, translate_weight: float = 0.5
+                 ) -> dict[str, float]:
     """Accuracy on ``images``: plain; with ``tta``, from the logits of each image plus its mirror
     (``accuracy_tta``); with ``translate`` pixels too, from
 
-        z = (z(x) + z(flip x)) / 2 + (z(x+d) + z(flip(x+d)) + z(x-d) + z(flip(x-d))) / 4
+        z = z(x) + z(flip x) + w (z(x+d) + z(flip(x+d)) + z(x-d) + z(flip(x-d)))
 
-    where x+-d is the image shifted by ``translate`` pixels diagonally (reflection padding)
-    (``accuracy_tta_translate``). With ``translate_below`` > 0 only the images whose flip-TTA
-    logit gap (top class minus runner-up of (z(x) + z(flip x)) / 2) is below it get the
-    translated views; the others, already decided, keep the flip TTA answer, and
+    where x+-d is the image shifted by ``translate`` pixels diagonally (reflection padding) and
+    w is ``translate_weight`` (``accuracy_tta_translate``). With ``translate_below`` > 0 only
+    the images whose flip-TTA logit gap (top class minus runner-up of (z(x) + z(flip x)) / 2)
+    is below it get the translated views; the others, already decided, keep the flip TTA answer, and
     ``translated_share`` says how many did. ``batch_size`` defaults to 250 images on a CPU, where a
     forward pass is fastest when a layer's output stays in cache (1.3-1.4x batch 2000;
     ``bench/speedrun_eval.py``), and 2,000 on a GPU."""
@@ -211,8 +212,8 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
                     extra = 0
                     for shifted in (padded[..., :size, :size], padded[..., 2 * d:, 2 * d:]):
                         shifted = _to(shifted, device, channels_last)
-                        extra = extra + (net(shifted).float() + net(shifted.flip(3)).float()) / 2
-                    logits[unsure] += extra
+                        extra = extra + net(shifted).float() + net(shifted.flip(3)).float()
+                    logits[unsure] += translate_weight * extra
                 hits["accuracy_tta_translate"] += int((logits.argmax(1) == y).sum())
     net.train()
     keep = ["accuracy"] + ["accuracy_tta"] * tta + ["accuracy_tta_translate"] * bool(tta and translate)
@@ -277,7 +278,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         tick = time.perf_counter()
         final = evaluate_tta(model, test_x, test_y, device=dev, precision=precision,
                              channels_last=recipe.channels_last, tta=recipe.tta, translate=recipe.tta_translate,
-                             translate_below=recipe.tta_translate_below)
+                             translate_below=recipe.tta_translate_below,
+                             translate_weight=recipe.tta_translate_weight)
         eval_seconds = time.perf_counter() - tick
 
     if save_model is not None:
