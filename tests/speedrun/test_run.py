@@ -259,7 +259,8 @@ def test_saved_model_reloads_to_the_reported_accuracy(tmp_path, sample):
     held = holdout_split(sample, 1000)
     again = evaluate_tta(net, torch.from_numpy(held.test_images), torch.from_numpy(held.test_labels),
                          device=torch.device("cpu"), precision=figures["precision"],
-                         channels_last=recipe.channels_last, translate=recipe.tta_translate)
+                         channels_last=recipe.channels_last, translate=recipe.tta_translate,
+                         translate_below=recipe.tta_translate_below, translate_weight=recipe.tta_translate_weight)
     assert again["accuracy"] == figures["test_accuracy_plain"]
     assert again["accuracy_tta_translate"] == figures["test_accuracy_tta_translate"]
     torch.save({"weights": 1}, tmp_path / "other.pt")
