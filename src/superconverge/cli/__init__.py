@@ -13,12 +13,14 @@ from superconverge.cli.speedrun import speedrun_cmd
 from superconverge.cli.study import study
 from superconverge.cli.tune import tune_cmd
 from superconverge.cli.train import train
+from superconverge.train.allocator import keep_freed_memory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="superconverge")
 def main() -> None:
     """LR range tests, 1cycle and every hyperparameter schedule for PyTorch."""
+    keep_freed_memory()  # big tensors reuse pages instead of faulting in fresh ones each step
 
 
 main.add_command(quickstart)
