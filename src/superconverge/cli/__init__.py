@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from superconverge import __version__
@@ -20,7 +22,8 @@ from superconverge.train.allocator import keep_freed_memory
 @click.version_option(__version__, prog_name="superconverge")
 def main() -> None:
     """LR range tests, 1cycle and every hyperparameter schedule for PyTorch."""
-    keep_freed_memory()  # big tensors reuse pages instead of faulting in fresh ones each step
+    if os.environ.get("SUPERCONVERGE_SYSTEM_MALLOC") != "1":
+        keep_freed_memory()  # big tensors reuse pages instead of faulting in fresh ones each step
 
 
 main.add_command(quickstart)

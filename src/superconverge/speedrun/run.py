@@ -29,6 +29,7 @@ from superconverge.optim.muon import Muon
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.speedrun.net import SpeedNet, flops_per_image, param_groups
 from superconverge.speedrun.recipe import Recipe, from_dict, to_dict
+from superconverge.train.allocator import freed_memory_kept
 from superconverge.train.augment import Augment, to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.feed import ArrayFeed, Batch, Feed, Shard
@@ -308,6 +309,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         "device": str(dev),
         "precision": precision,
         "threads": torch.get_num_threads() if num_threads is None else num_threads,
+        "freed_memory_kept": freed_memory_kept(),
         "torch": torch.__version__,
         "superconverge": __version__,
         "machine": platform.processor() or platform.machine(),

@@ -20,13 +20,15 @@ import sys
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
+_kept = False
 
 
 def keep_freed_memory() -> bool:
     """Ask glibc to serve large blocks from the heap and keep freed memory; ``False`` where it cannot.
 
     Calls ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, INT_MAX)``. It changes the whole
-    process and is not undone; the ``superconverge`` command line calls it on start. Without glibc
+    process and is not undone; the ``superconverge`` command line calls it on start (unless the
+    environment sets ``SUPERCONVERGE_SYSTEM_MALLOC=1``). Without glibc
     (macOS, Windows, musl) it does nothing and returns ``False``.
     """
     if not sys.platform.startswith("linux"):
@@ -37,4 +39,11 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, _INT_MAX))
+    global _kept
+    _kept = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, _INT_MAX))
+    return _kept
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`keep_freed_memory` has taken effect in this process."""
+    return _kept
