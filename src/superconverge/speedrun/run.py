@@ -227,8 +227,8 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
 def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> ArrayFeed:
     """The recipe's augmented, shuffled training batches at full resolution."""
     flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
-    return ArrayFeed(images, labels, recipe.batch_size, Augment(recipe.translate, flip, recipe.cutout),  # type: ignore[arg-type]
-                     seed=seed, channels_last=recipe.channels_last)
+    augment = Augment(recipe.translate, flip, recipe.cutout)  # type: ignore[arg-type]
+    return ArrayFeed(images, labels, recipe.batch_size, augment, seed=seed, channels_last=recipe.channels_last)
 
 
 def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "auto", num_threads: int | None = None,
@@ -246,7 +246,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     feed = train_feed(recipe, train_x, train_y, seed)
     steps = len(feed) * recipe.epochs
     if recipe.low_res_epochs:
-        feed = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)  # type: ignore[assignment]
+        resized = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)
+        feed = resized  # type: ignore[assignment]
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
