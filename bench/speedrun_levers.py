@@ -43,6 +43,11 @@ VARIANTS = [
     # the whitening bias frozen (as after its first epochs): no gradient for the first block's input
     dict(widths=(64, 192, 192), batch=512, whiten_bias=False),
     dict(widths=(64, 192, 192), batch=512, whiten_bias=True),
+    # cpu94's widths against the first block narrowed to 32 and the last widened to 256 (after the bias freezes)
+    dict(widths=(48, 192, 192), batch=512, whiten_bias=False),
+    dict(widths=(32, 192, 256), batch=512, whiten_bias=False),
+    dict(widths=(48, 192, 192), batch=512, whiten_bias=False, size=24),
+    dict(widths=(32, 192, 256), batch=512, whiten_bias=False, size=24),
 ]
 
 
