@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from superconverge.cli import main
 from superconverge.speedrun import Recipe, holdout_split, speedrun
 from superconverge.optim.lookahead import Lookahead
-from superconverge.speedrun.run import build, evaluate_tta
+from superconverge.speedrun.run import build, epoch_batches, evaluate_tta
 from superconverge.train.augment import to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.run import load_data
@@ -266,3 +266,12 @@ def test_saved_model_reloads_to_the_reported_accuracy(tmp_path, sample):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a model saved by a speedrun"):
         load_model(tmp_path / "other.pt")
+
+
+def test_skipping_easy_images_shortens_later_epochs_and_counts_them(small):
+    recipe = SMALL.replace(epochs=3, batch_size=250, skip_easy=0.25, skip_from_epoch=1, lookahead_every=0)
+    assert epoch_batches(recipe, 2000) == [8, 6, 6]
+    result = speedrun(recipe, small, seed=1, eval_each_epoch=True)
+    assert result["steps"] == 20 and result["test_accuracy_plain"] > 0.2
+    full = speedrun(recipe.replace(skip_easy=0.0), small, seed=1)
+    assert result["train_flops"] == pytest.approx(full["train_flops"] * (2000 + 2 * 1500) / 6000)

@@ -60,6 +60,10 @@ class Recipe:
     low_res_mode: Literal["resize", "crop"] = "resize"  # downscale the whole image, or cut a random window
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
+    # from skip_from_epoch on, each epoch leaves out this fraction of the training images, those with the
+    # lowest loss when last seen (never one image two epochs running; 0: off): superconverge.train.selection
+    skip_easy: float = 0.0
+    skip_from_epoch: int = 1
     tta: bool = True  # also report accuracy averaged over each image and its mirror
     tta_translate: int = 0  # and over two copies shifted this many pixels (0: off); when on, the headline figure
     tta_translate_below: float = 0.0  # only for images whose flip-TTA logit gap is below this (0: every image)
@@ -105,6 +109,9 @@ class Recipe:
         if not 0 <= self.tta_translate <= 4 or (self.tta_translate and not self.tta):
             problems.append(f"tta_translate must be in [0, 4] pixels and needs tta = true, got "
                             f"{self.tta_translate} with tta = {self.tta}")
+        if not 0 <= self.skip_easy <= 0.5 or self.skip_from_epoch < 1:
+            problems.append(f"skip_easy must be in [0, 0.5] and skip_from_epoch >= 1 (epoch 0 has no losses yet), got "
+                            f"{self.skip_easy} and {self.skip_from_epoch}")
         if problems:
             raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
 

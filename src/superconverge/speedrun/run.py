@@ -11,6 +11,7 @@ and left out of both.
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from superconverge.train.cifar import Cifar10
 from superconverge.train.feed import ArrayFeed, Batch, Feed, Shard
 from superconverge.train.loop import FitOptions, _to, fit
 from superconverge.train.runtime import autocast, pick_device, resolve_precision, threads
+from superconverge.train.selection import SkipEasyFeed
 
 
 def holdout_split(data: Cifar10, n: int, seed: int = 0) -> Cifar10:
@@ -224,11 +226,24 @@ def evaluate_tta(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     return out
 
 
-def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> ArrayFeed:
-    """The recipe's augmented, shuffled training batches at full resolution."""
+def train_feed(recipe: Recipe, images: torch.Tensor, labels: torch.Tensor, seed: int = 0
+               ) -> ArrayFeed | SkipEasyFeed:
+    """The recipe's augmented, shuffled training batches at full resolution (without the easiest
+    images from ``skip_from_epoch`` on, if ``skip_easy``)."""
     flip = {"alternate": "alternate", "random": True, "none": False}[recipe.flip]
     augment = Augment(recipe.translate, flip, recipe.cutout)  # type: ignore[arg-type]
+    if recipe.skip_easy:
+        return SkipEasyFeed(images, labels, recipe.batch_size, augment, seed=seed, fraction=recipe.skip_easy,
+                            from_epoch=recipe.skip_from_epoch, channels_last=recipe.channels_last)
     return ArrayFeed(images, labels, recipe.batch_size, augment, seed=seed, channels_last=recipe.channels_last)
+
+
+def epoch_batches(recipe: Recipe, n: int) -> list[int]:
+    """Training steps in each epoch for ``n`` training images."""
+    per_epoch = math.ceil(n / recipe.batch_size)
+    skipped = math.floor(recipe.skip_easy * n)
+    return [math.ceil((n - skipped) / recipe.batch_size) if skipped and e >= recipe.skip_from_epoch else per_epoch
+            for e in range(recipe.epochs)]
 
 
 def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "auto", num_threads: int | None = None,
@@ -244,7 +259,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     train_x, train_y = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
     test_x, test_y = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
     feed = train_feed(recipe, train_x, train_y, seed)
-    steps = len(feed) * recipe.epochs
+    steps = sum(epoch_batches(recipe, len(train_x)))
+    loss_fn = feed.loss_fn(recipe.label_smoothing) if isinstance(feed, SkipEasyFeed) else None
     if recipe.low_res_epochs:
         resized = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)
         feed = resized  # type: ignore[assignment]
@@ -273,7 +289,8 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         options = FitOptions(device=str(dev), precision=precision, channels_last=recipe.channels_last,
                              label_smoothing=recipe.label_smoothing, progress=progress,
                              divergence_factor=1e9)
-        fit(model, optimizer, sched, feed, epochs=recipe.epochs, options=options, on_epoch=epoch_done)
+        fit(model, optimizer, sched, feed, epochs=recipe.epochs, loss_fn=loss_fn, options=options,
+            on_epoch=epoch_done)
         if lookahead is not None:
             lookahead.finish()
         train_seconds = time.perf_counter() - started - eval_clock[0]
@@ -287,7 +304,7 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     if save_model is not None:
         Path(save_model).parent.mkdir(parents=True, exist_ok=True)
         torch.save({"recipe": to_dict(recipe), "seed": seed, "state_dict": net.state_dict()}, save_model)
-    train_flops = len(train_x) * sum(epoch_flops(net, recipe))
+    train_flops = sum(epoch_flops(net, recipe, len(train_x)))
     return {
         "recipe": recipe.name,
         "seed": seed,
@@ -329,9 +346,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Sp
     return net.to(device).eval(), recipe
 
 
-def epoch_flops(net: SpeedNet, recipe: Recipe) -> list[float]:
-    """Training FLOPs per image in each epoch: at its resolution, and with or without the
-    gradient of the first block's input (needed only while the whitening bias learns)."""
+def epoch_flops(net: SpeedNet, recipe: Recipe, n: int = 1) -> list[float]:
+    """Training FLOPs in each epoch over ``n`` training images (default: per image): at the
+    epoch's resolution, with or without the gradient of the first block's input (needed only
+    while the whitening bias learns), and for the images the epoch trains on (``skip_easy``)."""
     bias = net.whiten.bias
     learning = bias.requires_grad
     cost = {}
@@ -346,7 +364,8 @@ def epoch_flops(net: SpeedNet, recipe: Recipe) -> list[float]:
     for e in range(recipe.epochs):
         size = recipe.low_res if e < recipe.low_res_epochs else 32
         share = min(1.0, max(0.0, recipe.whiten_bias_epochs - e))  # of this epoch with the bias learning
-        out.append(share * cost[size, True] + (1 - share) * cost[size, False])
+        seen = n - (math.floor(recipe.skip_easy * n) if e >= recipe.skip_from_epoch else 0)
+        out.append(seen * (share * cost[size, True] + (1 - share) * cost[size, False]))
     return out
 
 
@@ -363,5 +382,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["ResizedFeed", "build", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
+__all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
            "random_window", "speedrun", "train_feed", "with_overrides"]

@@ -88,18 +88,21 @@ def random_flip(x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator) 
     return torch.where(flip[:, None, None, None], x.flip(2), x)
 
 
-def alternating_flip(x: torch.Tensor, index: torch.Tensor, epoch: int, seed: int = 0) -> torch.Tensor:
+def alternating_flip(x: torch.Tensor, index: torch.Tensor, epoch: int | torch.Tensor, seed: int = 0) -> torch.Tensor:
     """Mirror image ``index[i]`` in epoch ``e`` iff ``b[index[i]] xor (e odd)``, ``b`` a fixed random bit.
 
     Every image is seen mirrored and unmirrored in every pair of epochs, instead of by
     coin flips that leave some images unmirrored for many epochs in a row (the
     "derandomized" flip of Jordan 2024, worth a few percent fewer epochs to a target).
     ``b`` is a hash of (seed, image index), so it needs no state and no data-set size.
+    ``epoch`` may also be a tensor of one count per image (how often each was seen before),
+    for feeds that do not show every image in every epoch.
     """
     _check(x)
     mixed = (index.to(torch.int64) * 2654435761 + (seed * 40503 + 12345)) % (1 << 32)  # Knuth's hash
     base = ((mixed >> 15) & 1).bool()
-    flip = (base ^ bool(epoch % 2)).to(x.device)
+    odd = (epoch % 2).bool().to(base.device) if isinstance(epoch, torch.Tensor) else bool(epoch % 2)
+    flip = (base ^ odd).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(2), x)
 
 
