@@ -275,3 +275,36 @@ def test_skipping_easy_images_shortens_later_epochs_and_counts_them(small):
     assert result["steps"] == 20 and result["test_accuracy_plain"] > 0.2
     full = speedrun(recipe.replace(skip_easy=0.0), small, seed=1)
     assert result["train_flops"] == pytest.approx(full["train_flops"] * (2000 + 2 * 1500) / 6000)
+
+
+def test_a_middle_resolution_stage_sits_between_the_low_and_the_full(small):
+    from superconverge.speedrun.net import SpeedNet, flops_per_image
+    from superconverge.speedrun.run import epoch_size
+
+    recipe = SMALL.replace(batch_size=250, epochs=4, low_res_epochs=1, mid_res_epochs=2, mid_res=28)
+    assert [epoch_size(recipe, e) for e in range(4)] == [24, 28, 28, 32]
+    sizes = []
+    result = speedrun(recipe, small, seed=0, eval_each_epoch=True,
+                      on_epoch=lambda row: sizes.append(row["epoch"]))
+    assert sizes == [1, 2, 3, 4] and result["test_accuracy_plain"] > 0.2
+    net = SpeedNet(SMALL.widths)
+    # the whitening bias learns for the first 3 epochs: the input's gradient is counted there only
+    learning = {s: flops_per_image(net, s)["train"] for s in (24, 28)}
+    net.whiten.bias.requires_grad_(False)
+    frozen = flops_per_image(net, 32)["train"]
+    expected = learning[24] + 2 * learning[28] + frozen
+    assert result["train_flops"] / result["train_images"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="mid_res_epochs"):
+        SMALL.replace(epochs=3, low_res_epochs=1, mid_res_epochs=2)
+
+
+def test_stacked_resized_feeds_give_each_epoch_its_stage(small):
+    from superconverge.speedrun.run import ResizedFeed
+    from superconverge.train.feed import ArrayFeed
+
+    images, labels = torch.from_numpy(small.train_images[:64]), torch.from_numpy(small.train_labels[:64])
+    full = ArrayFeed(images, labels, 32, shuffle=False)
+    feed = ResizedFeed(ResizedFeed(full, 24, until_epoch=1), 28, until_epoch=3, from_epoch=1)
+    assert [next(iter(feed(e)))[0].shape[-1] for e in range(4)] == [24, 28, 28, 32]
+    x28, x32 = next(iter(feed(1)))[0], next(iter(full(1)))[0]
+    assert torch.allclose(x28, F.interpolate(x32, size=28, mode="bilinear", antialias=True), atol=1e-5)

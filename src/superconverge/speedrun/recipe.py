@@ -58,6 +58,8 @@ class Recipe:
     low_res_epochs: int = 0  # progressive resizing: the first epochs see images downscaled to...
     low_res: int = 24  # ...this many pixels a side; the net is size-agnostic
     low_res_mode: Literal["resize", "crop"] = "resize"  # downscale the whole image, or cut a random window
+    mid_res_epochs: int = 0  # then this many epochs at...
+    mid_res: int = 28  # ...this many pixels a side, before the rest at full resolution
     flip: Literal["alternate", "random", "none"] = "alternate"
     cutout: int = 0
     # from skip_from_epoch on, each epoch leaves out this fraction of the training images, those with the
@@ -89,6 +91,11 @@ class Recipe:
         if not 0 <= self.low_res_epochs < self.epochs or not 8 <= self.low_res <= 32:
             problems.append(f"low_res_epochs must be in [0, epochs) and low_res in [8, 32], got "
                             f"{self.low_res_epochs} and {self.low_res}")
+        if self.mid_res_epochs < 0 or self.low_res_epochs + self.mid_res_epochs >= self.epochs \
+                or not 8 <= self.mid_res <= 32:
+            problems.append(f"mid_res_epochs must be >= 0 with low_res_epochs + mid_res_epochs < epochs, and mid_res "
+                            f"in [8, 32], got {self.mid_res_epochs} (+ {self.low_res_epochs} of {self.epochs}) and "
+                            f"{self.mid_res}")
         if self.low_res_mode not in ("resize", "crop"):
             problems.append(f"low_res_mode must be 'resize' or 'crop', got {self.low_res_mode!r}")
         if self.lookahead_every < 0 or not 0 <= self.lookahead_decay <= 1:

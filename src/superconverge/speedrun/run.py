@@ -54,7 +54,7 @@ def holdout_split(data: Cifar10, n: int, seed: int = 0) -> Cifar10:
 
 @dataclass(frozen=True, eq=False)
 class ResizedFeed:
-    """``feed`` with ``size``-pixel images in epochs before ``until_epoch``.
+    """``feed`` with ``size``-pixel images in epochs from ``from_epoch`` up to (not including) ``until_epoch``.
 
     ``mode="resize"`` downscales each image (bilinear, antialiased): the whole scene at
     0.75x scale for 24 px. ``mode="crop"`` cuts a ``size`` x ``size`` window at a random
@@ -67,13 +67,14 @@ class ResizedFeed:
     until_epoch: int
     mode: str = "resize"
     seed: int = 0
+    from_epoch: int = 0
 
     def __len__(self) -> int:
         return len(self.feed)
 
     def __call__(self, epoch: int, start_batch: int = 0, shard: Shard = (0, 1)) -> Iterator[Batch]:
         for i, (x, y) in enumerate(self.feed(epoch, start_batch, shard), start=start_batch):
-            if epoch < self.until_epoch and x.shape[-1] != self.size:
+            if self.from_epoch <= epoch < self.until_epoch and x.shape[-1] != self.size:
                 channels_last = x.is_contiguous(memory_format=torch.channels_last)
                 if self.mode == "crop":
                     g = torch.Generator().manual_seed(hash((self.seed, epoch, i)) % (1 << 62))
@@ -264,6 +265,9 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     if recipe.low_res_epochs:
         resized = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)
         feed = resized  # type: ignore[assignment]
+    if recipe.mid_res_epochs:
+        feed = ResizedFeed(feed, recipe.mid_res, recipe.low_res_epochs + recipe.mid_res_epochs,  # type: ignore[assignment]
+                           recipe.low_res_mode, seed, from_epoch=recipe.low_res_epochs)
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
@@ -356,17 +360,24 @@ def epoch_flops(net: SpeedNet, recipe: Recipe, n: int = 1) -> list[float]:
     try:
         for grad in (True, False):
             bias.requires_grad_(grad)
-            for size in {32, recipe.low_res if recipe.low_res_epochs else 32}:
+            for size in {epoch_size(recipe, e) for e in range(recipe.epochs)}:
                 cost[size, grad] = flops_per_image(net, size)["train"]
     finally:
         bias.requires_grad_(learning)
     out = []
     for e in range(recipe.epochs):
-        size = recipe.low_res if e < recipe.low_res_epochs else 32
+        size = epoch_size(recipe, e)
         share = min(1.0, max(0.0, recipe.whiten_bias_epochs - e))  # of this epoch with the bias learning
         seen = n - (math.floor(recipe.skip_easy * n) if e >= recipe.skip_from_epoch else 0)
         out.append(seen * (share * cost[size, True] + (1 - share) * cost[size, False]))
     return out
+
+
+def epoch_size(recipe: Recipe, epoch: int) -> int:
+    """The image side in pixels that ``epoch`` trains on: low, then mid, then full resolution."""
+    if epoch < recipe.low_res_epochs:
+        return recipe.low_res
+    return recipe.mid_res if epoch < recipe.low_res_epochs + recipe.mid_res_epochs else 32
 
 
 def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
@@ -382,5 +393,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
+__all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "epoch_size", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
            "random_window", "speedrun", "train_feed", "with_overrides"]
