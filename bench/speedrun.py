@@ -19,7 +19,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from superconverge.speedrun import load_recipe
+from superconverge.speedrun import Recipe, load_recipe
 from superconverge.speedrun.recipe import to_dict
 from superconverge.speedrun.run import with_overrides
 
@@ -32,11 +32,17 @@ def recipe_config(args: argparse.Namespace) -> dict:
     return to_dict(with_overrides(load_recipe(args.recipe), **changes))
 
 
+def different_keys(kept: dict, config: dict) -> list[str]:
+    """Recipe keys whose values differ; a key newer than the kept run counts as its default there."""
+    defaults = to_dict(Recipe())
+    return sorted(k for k in config.keys() | kept.keys() if kept.get(k, defaults.get(k)) != config.get(k, defaults.get(k)))
+
+
 def run_seed(args: argparse.Namespace, seed: int, path: Path, config: dict) -> dict:
     if path.is_file():  # resume, but only with results of the same recipe
         kept = json.loads(path.read_text())
-        if kept.get("config") != config:
-            changed = sorted(k for k in config if kept.get("config", {}).get(k) != config[k])
+        changed = different_keys(kept.get("config", {}), config)
+        if changed:
             sys.exit(f"{path} holds a run of a different recipe (differs in: {', '.join(changed)}); "
                      f"move it away or pass another --results folder")
         return kept
