@@ -8,6 +8,8 @@ Run alone on the machine:
 
     python bench/speedrun_profile.py --data ../shared/datasets/cifar10-jpeg.tar.gz
     python bench/speedrun_profile.py --data PATH --recipe cpu94 --set batch_size=256 --warm 20
+
+Like the command line, it first tells glibc to keep freed memory (``--default-malloc``: not).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from torch.nn import functional as F
 
 from superconverge.optim.lookahead import Lookahead
 from superconverge.speedrun.recipe import load_recipe
-from superconverge.speedrun.run import build, train_feed
+from superconverge.speedrun.run import build, epoch_batches, train_feed
+from superconverge.train.allocator import keep_freed_memory
 from superconverge.train.cifar import load_cifar10
 from superconverge.train.runtime import autocast, resolve_precision
 
@@ -35,7 +38,10 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=20, help="real training steps before timing")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each kind")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (the command line keeps freed memory, as does this by default)")
     args = parser.parse_args()
+    kept = not args.default_malloc and keep_freed_memory()
     recipe = load_recipe(args.recipe)
     recipe = recipe.replace(**{k: v for item in args.set for k, v in tomllib.loads(item).items()})
     dev = torch.device("cpu")
@@ -43,13 +49,14 @@ def main() -> None:
     data = load_cifar10(args.data)
     images, labels = torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels)
     feed = train_feed(recipe, images, labels)
-    steps = len(feed) * recipe.epochs
+    steps = sum(epoch_batches(recipe, len(images)))
     net, optimizer, sched = build(recipe, images, steps, seed=0, device=dev)
     net = net.to(memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
     if recipe.lookahead_every:
         Lookahead(net, optimizer, lambda t: recipe.lookahead_decay * (t / steps) ** 3, every=recipe.lookahead_every)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {precision}, recipe {recipe.name} "
-          f"widths {list(recipe.widths)} batch {recipe.batch_size}; {args.warm} warm-up steps")
+          f"widths {list(recipe.widths)} batch {recipe.batch_size}; {args.warm} warm-up steps; "
+          f"{'freed memory kept' if kept else 'default malloc'}")
 
     batches = feed(0)
     times: dict[str, list[float]] = {"feed": [], "real fwd+bwd": [], "random fwd+bwd": [], "step+sched": []}
