@@ -264,9 +264,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (< 1 min): checks the script runs")
     parser.add_argument("--tasks", default="cifar,tabular,sequence", help="comma list of tasks to run")
-    parser.add_argument("--grid", default="-3..3", help="exponents k of the grid suggestion x 2^k, written --grid=LO..HI (default -3..3)")
+    parser.add_argument("--grid", default="-3..3",
+                        help="exponents k of the grid suggestion x 2^k, written --grid=LO..HI (default -3..3)")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per grid point (default 1)")
-    parser.add_argument("--data", default="sample", help="CIFAR-10 copy for the cifar task (default: the shipped sample)")
+    parser.add_argument("--data", default="sample",
+                        help="CIFAR-10 copy for the cifar task (default: the shipped sample)")
     parser.add_argument("--save", help="write curves, grids and gaps to this JSON file")
     parser.add_argument("--analyze", metavar="JSON", help="score every suggester on a saved file; no training")
     args = parser.parse_args()

@@ -2,9 +2,11 @@
 
 Runs ``superconverge speedrun --json`` once per seed, each in a fresh process, alone on
 the machine, and prints mean +- std of test accuracy (plain, with flip TTA and with flip +
-translate TTA when the recipe asks for it), the median training, evaluation and total time, and seconds/accuracy per epoch when measured.
+translate TTA when the recipe asks for it), the median training, evaluation and total time, and
+seconds/accuracy per epoch when measured.
 Results are kept per seed in ``--results`` so an interrupted bench resumes (only with
-results of the same recipe: a changed recipe stops with a message instead of reusing them).
+results of the same recipe: a changed recipe stops with a message instead of reusing them; keys
+added to the recipe format after a result was kept count as their defaults there).
 
     python bench/speedrun.py --data ../shared/datasets/cifar10-jpeg.tar.gz --seeds 5
 """
@@ -35,7 +37,8 @@ def recipe_config(args: argparse.Namespace) -> dict:
 def different_keys(kept: dict, config: dict) -> list[str]:
     """Recipe keys whose values differ; a key newer than the kept run counts as its default there."""
     defaults = to_dict(Recipe())
-    return sorted(k for k in config.keys() | kept.keys() if kept.get(k, defaults.get(k)) != config.get(k, defaults.get(k)))
+    return sorted(k for k in config.keys() | kept.keys()
+                  if kept.get(k, defaults.get(k)) != config.get(k, defaults.get(k)))
 
 
 def run_seed(args: argparse.Namespace, seed: int, path: Path, config: dict) -> dict:

@@ -2,8 +2,9 @@
 
 No network, no JavaScript: figures are embedded as base64 PNG. The page opens with an
 index of the studies (claim, scale, verdict) that links to one section per study: the
-claim, the design, how the runs computed (precision, device, torch, threads), the verdict with the numbers behind each check, the figures, a table
-of results (mean ± s.d. over seeds) and any failed runs with their errors.
+claim, the design, how the runs computed (precision, device, torch, threads), the verdict with the
+numbers behind each check, the figures, a table of results (mean ± s.d. over seeds) and any
+failed runs with their errors.
 """
 
 from __future__ import annotations

@@ -266,8 +266,9 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
         resized = ResizedFeed(feed, recipe.low_res, recipe.low_res_epochs, recipe.low_res_mode, seed)
         feed = resized  # type: ignore[assignment]
     if recipe.mid_res_epochs:
-        feed = ResizedFeed(feed, recipe.mid_res, recipe.low_res_epochs + recipe.mid_res_epochs,  # type: ignore[assignment]
-                           recipe.low_res_mode, seed, from_epoch=recipe.low_res_epochs)
+        until = recipe.low_res_epochs + recipe.mid_res_epochs
+        feed = ResizedFeed(feed, recipe.mid_res, until, recipe.low_res_mode, seed,  # type: ignore[assignment]
+                           from_epoch=recipe.low_res_epochs)
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
@@ -393,5 +394,5 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
 
 
-__all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "epoch_size", "evaluate_tta", "freeze_after", "holdout_split", "load_model",
-           "random_window", "speedrun", "train_feed", "with_overrides"]
+__all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "epoch_size", "evaluate_tta", "freeze_after",
+           "holdout_split", "load_model", "random_window", "speedrun", "train_feed", "with_overrides"]

@@ -108,7 +108,8 @@ def fit(
     epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
     from it exactly. Each epoch end also writes ``history.csv`` and ``steps.jsonl`` there.
     Raises :class:`DivergedError` naming the step and LR when the loss blows up, or when a
-    checkpoint would hold weights that are not finite; the last good checkpoint stays. ``on_epoch`` receives each epoch's record (for logging).
+    checkpoint would hold weights that are not finite; the last good checkpoint stays.
+    ``on_epoch`` receives each epoch's record (for logging).
     """
     device = pick_device(options.device)
     precision = resolve_precision(options.precision, device)
