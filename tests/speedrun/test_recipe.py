@@ -42,7 +42,8 @@ def test_recipe_from_a_file(tmp_path):
                                  {"tta_translate": 5}, {"tta": False, "tta_translate": 1},
                                  {"tta_translate_below": -0.5}, {"tta_translate_below": float("nan")},
                                  {"tta_translate_weight": 0}, {"tta_translate_weight": float("inf")},
-                                 {"skip_easy": 0.6}, {"skip_easy": -0.1}, {"skip_from_epoch": 0}])
+                                 {"skip_easy": 0.6}, {"skip_easy": -0.1}, {"skip_from_epoch": 0},
+                                 {"whiten_eps": 0}, {"whiten_eps": float("inf")}])
 def test_invalid_values_are_rejected(bad):
     with pytest.raises(ValueError, match="recipe"):
         Recipe(**bad)

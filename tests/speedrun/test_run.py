@@ -55,6 +55,19 @@ def test_schedule_scales_each_group_and_stops_the_whitening_bias(sample):
                                     recipe.weight_decay])
 
 
+def test_whiten_eps_caps_the_gain_of_the_weakest_patch_directions(sample):
+    images = torch.from_numpy(sample.train_images)
+    gains = {}
+    for eps in (5e-4, 5e-2):
+        net, _, _ = build(SMALL.replace(whiten_eps=eps), images, steps=10, seed=0, device=torch.device("cpu"))
+        w = net.whiten.weight.detach().reshape(SMALL.whiten_width, -1)
+        gains[eps] = w.norm(dim=1)  # 1 / sqrt(eigenvalue + eps) per filter
+    assert (gains[5e-2] < gains[5e-4]).all()
+    assert gains[5e-2].max() <= 1 / 5e-2**0.5 + 1e-4
+    # the strongest direction (eigenvalue ~10 on normalised images) hardly notices eps; the weakest is capped
+    assert gains[5e-2][0] / gains[5e-4][0] > 0.99 and gains[5e-2][11] / gains[5e-4][11] < 0.5
+
+
 def test_the_whitening_bias_stops_taking_gradients_when_its_lr_reaches_zero(sample):
     recipe = SMALL.replace(epochs=10, whiten_bias_epochs=3, lookahead_every=0)
     images = torch.from_numpy(sample.train_images)

@@ -29,6 +29,7 @@ class Recipe:
     # network: a frozen 2x2 patch-whitening conv, then three conv-pool-BN-GELU blocks
     widths: tuple[int, int, int] = (64, 256, 256)
     whiten_width: int = 24  # output channels of the whitening layer (2 per eigenvector)
+    whiten_eps: float = 5e-4  # filters scaled by 1/sqrt(eigenvalue + whiten_eps): caps the gain of near-null directions
     whiten_bias_epochs: float = 3.0  # train the whitening bias only this long
     bn_momentum: float = 0.4  # PyTorch convention: weight of the new batch statistics
     logit_scale: float = 1 / 9
@@ -107,6 +108,9 @@ class Recipe:
             problems.append(f"flip must be 'alternate', 'random' or 'none', got {self.flip!r}")
         if self.whiten_width % 2 or not 2 <= self.whiten_width <= 24:
             problems.append(f"whiten_width must be even and in [2, 24] (2 x 12 patch dims), got {self.whiten_width}")
+        if not 0 < self.whiten_eps < math.inf:
+            problems.append(f"whiten_eps must be > 0 and finite (it caps the whitening gain at 1/sqrt(whiten_eps)), "
+                            f"got {self.whiten_eps}")
         if not self.tta_translate_below >= 0:
             problems.append(f"tta_translate_below must be >= 0 (0: translated views for every image), got "
                             f"{self.tta_translate_below}")

@@ -116,7 +116,7 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     """The network (whitening fitted on the first 5,000 training images), its optimizer and schedule."""
     torch.manual_seed(seed)
     net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
-    net.whiten.fit(to_input(train_images[:5000]))
+    net.whiten.fit(to_input(train_images[:5000]), recipe.whiten_eps)
     net.to(device)
     groups = param_groups(net)
     weights = dict(lr=recipe.lr, weight_decay=recipe.weight_decay)
