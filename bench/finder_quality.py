@@ -294,7 +294,8 @@ def main() -> None:
     print("\n== summary")
     for s in summary:
         print(f"  {s['task']:<40} suggestion {s['suggestion']:<9.3g} best x{s['best_factor']:<6g} "
-              f"gap {s['gap_points']:5.2f} points   finder {s['finder_s']:.1f} s = {s['finder_s'] / s['epoch_s']:.1f} epochs")
+              f"gap {s['gap_points']:5.2f} points   finder {s['finder_s']:.1f} s = "
+              f"{s['finder_s'] / s['epoch_s']:.1f} epochs")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each kind")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table")
     parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's malloc as it is (by default this keeps freed memory, as the command line does)")
+                        help="leave glibc's malloc as it is (by default this keeps freed memory, "
+                             "as the command line does)")
     args = parser.parse_args()
     kept = not args.default_malloc and keep_freed_memory()
     recipe = load_recipe(args.recipe)

@@ -102,7 +102,8 @@ def render(directory: str | Path) -> str:
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"
             f"<h1>superconverge studies</h1><p class='meta'>Rendered {stamp} by superconverge {__version__} from "
             f"{_e(str(directory))}. Checks compare means over seeds (paired by seed) with 95% "
-            f"intervals; one seed gives no spread, so its checks are inconclusive.</p>{index}{''.join(sections)}</body></html>")
+            f"intervals; one seed gives no spread, so its checks are inconclusive.</p>"
+            f"{index}{''.join(sections)}</body></html>")
 
 
 def write_report(directory: str | Path, out: str | Path | None = None) -> Path:

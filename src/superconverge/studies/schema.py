@@ -27,8 +27,9 @@ VERDICT_KEYS = {"compare": ("check", "a", "b", "metric", "a_metric", "b_metric",
                 "best-lr-trend": ("check", "arm", "metric", "batch_size")}
 # Numeric metrics every run stores: train.run's summary and the study engine's additions. A metric
 # may also be derived from the history (verdict.DERIVED) or be a config value (verdict.metric).
+# of run.summarize and engine.train_run
 RUN_METRICS = ("test_accuracy", "test_loss", "train_loss", "train_accuracy", "epochs", "steps", "steps_per_epoch",
-               "train_seconds", "wall_seconds", "max_lr", "lr_mean_equivalent", "wd_mean_equivalent", "threads")  # of run.summarize and engine.train_run
+               "train_seconds", "wall_seconds", "max_lr", "lr_mean_equivalent", "wd_mean_equivalent", "threads")
 MEASURED = {"lr_find": ("lr_find_min_loss", "lr_find_suggestion"), "forgetting": ("recent_loss", "earlier_loss")}
 EXPECTS = ("higher", "lower", "not-lower", "not-higher")
 # The seeds of run k are 0..k-1; hashing ignores per-machine settings so results carry over.
