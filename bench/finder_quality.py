@@ -186,7 +186,8 @@ def run(task: Task, steps: int, grid: list[int], seeds: int) -> dict:
     edge = " (best at the grid's edge: the optimum may lie further out)" if best["k"] in (min(grid), max(grid)) else ""
     print(f"best lr {best['lr']:.4g} (x{2.0 ** best['k']:g}): {best['accuracy']:.4f}; suggested "
           f"{ours['accuracy'] if ours else math.nan:.4f}; gap {gap:.2f} points "
-          f"({'meets' if gap <= SETTINGS['goal_points'] else 'misses'} the {SETTINGS['goal_points']:g}-point goal){edge}")
+          f"({'meets' if gap <= SETTINGS['goal_points'] else 'misses'} "
+          f"the {SETTINGS['goal_points']:g}-point goal){edge}")
     print(f"cost: finder {result.steps} steps {result.seconds:.1f} s vs one epoch {steps_per_epoch} steps "
           f"{epoch_s:.1f} s ({result.seconds / epoch_s:.1f} epochs)")
     return {"task": task.name, "suggestion": suggestion, "gap_points": gap, "best_factor": 2.0 ** best["k"],

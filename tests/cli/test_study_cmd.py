@@ -37,7 +37,8 @@ def test_run_a_smoke_study_then_its_report(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("done    base weight_decay=0.0001 seed 0: test accuracy ")
-    assert lines[-2].startswith("weight-decay-finder (smoke): 2 done, 0 failed, 0 queued, 0 running elsewhere; 1 job(s) x 1 thread(s)")
+    assert lines[-2].startswith("weight-decay-finder (smoke): 2 done, 0 failed, 0 queued, 0 running elsewhere; "
+                                "1 job(s) x 1 thread(s)")
     assert lines[-1] == f"report: superconverge report {out}"
     result = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 0 and result.output == f"report: {tmp_path / 'r.html'}\n"

@@ -85,7 +85,8 @@ def test_turn_is_the_first_lr_past_the_minimum_a_quarter_of_the_descent_back_up(
     turn = S.turn(lrs, losses)
     level = S.denoise(lrs, losses)
     bottom = int(np.argmin(level))
-    first = bottom + np.flatnonzero(level[bottom:] >= level[bottom] + 0.25 * (level[:bottom + 1].max() - level[bottom]))[0]
+    rise = 0.25 * (level[:bottom + 1].max() - level[bottom])
+    first = bottom + np.flatnonzero(level[bottom:] >= level[bottom] + rise)[0]
     assert turn == pytest.approx(lrs[first])
     assert S.minimum(lrs, losses) < turn < 10**-1.2  # to the right of the flat bottom, at the wall's foot
     assert S.turn(lrs, 2 - 0.5 * (x + 4)) == pytest.approx(lrs[-1])  # never turns up: the sweep's end

@@ -57,3 +57,18 @@ def test_epoch_flops_count_resolution_and_the_learning_whitening_bias():
     assert flops[0] == flops[1] < flops[2] and frozen < full
     assert flops[2] == pytest.approx(0.5 * full + 0.5 * frozen)  # half of epoch 3 still learns the bias
     assert flops[3] == flops[4] == pytest.approx(frozen) and net.whiten.bias.requires_grad
+
+
+def test_convs_per_block_adds_identity_initialised_conv_bn_gelu_layers():
+    deep = SpeedNet((8, 16, 16), convs=(2, 2, 3))
+    base = SpeedNet((8, 16, 16))
+    convs = [m for m in deep.body[3].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and len([m for m in base.body[3].modules() if isinstance(m, torch.nn.Conv2d)]) == 2
+    assert torch.equal(convs[2].weight[:, :, 1, 1], torch.eye(16))  # Dirac: the new conv starts as the identity
+    assert len(param_groups(deep)["filters"]) == len(param_groups(base)["filters"]) + 1
+    assert len(param_groups(deep)["biases"]) == len(param_groups(base)["biases"]) + 1
+    # the extra conv works on the last block's 3x3 maps: 3*3*16*16*9 more multiply-adds per image
+    assert flops_per_image(deep)["forward"] - flops_per_image(base)["forward"] == 2 * 3 * 3 * 16 * 16 * 9
+    assert deep(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    one = SpeedNet((8, 16, 16), convs=(1, 1, 1))  # conv -> pool -> BN -> GELU only
+    assert len(param_groups(one)["filters"]) == 3

@@ -43,7 +43,8 @@ def test_recipe_from_a_file(tmp_path):
                                  {"tta_translate_below": -0.5}, {"tta_translate_below": float("nan")},
                                  {"tta_translate_weight": 0}, {"tta_translate_weight": float("inf")},
                                  {"skip_easy": 0.6}, {"skip_easy": -0.1}, {"skip_from_epoch": 0},
-                                 {"whiten_eps": 0}, {"whiten_eps": float("inf")}])
+                                 {"whiten_eps": 0}, {"whiten_eps": float("inf")}, {"convs": (2, 2)},
+                                 {"convs": (2, 0, 2)}, {"muon_ns_steps": 0}])
 def test_invalid_values_are_rejected(bad):
     with pytest.raises(ValueError, match="recipe"):
         Recipe(**bad)

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from superconverge.cli import main
 from superconverge.speedrun import Recipe, holdout_split, speedrun
 from superconverge.optim.lookahead import Lookahead
-from superconverge.speedrun.run import build, epoch_batches, evaluate_tta
+from superconverge.speedrun.recipe import to_dict
+from superconverge.speedrun.run import build, epoch_batches, evaluate_tta, load_model
 from superconverge.train.augment import to_input
 from superconverge.train.cifar import Cifar10
 from superconverge.train.run import load_data
@@ -66,6 +67,19 @@ def test_whiten_eps_caps_the_gain_of_the_weakest_patch_directions(sample):
     assert gains[5e-2].max() <= 1 / 5e-2**0.5 + 1e-4
     # the strongest direction (eigenvalue ~10 on normalised images) hardly notices eps; the weakest is capped
     assert gains[5e-2][0] / gains[5e-4][0] > 0.99 and gains[5e-2][11] / gains[5e-4][11] < 0.5
+
+
+def test_recipe_sets_the_architecture_and_muon_iterations(sample, tmp_path):
+    images = torch.from_numpy(sample.train_images)
+    recipe = SMALL.replace(optimizer="muon", convs=[2, 3, 2], muon_ns_steps=3)
+    net, optimizer, _ = build(recipe, images, steps=10, seed=0, device=torch.device("cpu"))
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.body[2].modules()) == 3
+    assert optimizer.param_groups[0]["ns_steps"] == 3 and optimizer.param_groups[0]["orthogonalize"]
+    path = tmp_path / "model.pt"
+    torch.save({"recipe": to_dict(recipe), "seed": 0, "state_dict": net.state_dict()}, path)
+    loaded, again = load_model(path)
+    assert again.convs == (2, 3, 2) and sum(p.numel() for p in loaded.parameters()) == sum(
+        p.numel() for p in net.parameters())
 
 
 def test_the_whitening_bias_stops_taking_gradients_when_its_lr_reaches_zero(sample):

@@ -18,7 +18,8 @@ print(applied, freed_memory_kept(), any(int(a, 16) <= p < int(b, 16) for a, b in
 
 
 def probe(mode: str) -> str:
-    return subprocess.run([sys.executable, "-c", PROBE, mode], check=True, capture_output=True, text=True).stdout.split()
+    done = subprocess.run([sys.executable, "-c", PROBE, mode], check=True, capture_output=True, text=True)
+    return done.stdout.split()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

@@ -34,7 +34,8 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path):
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     single = fit(model, opt, one_cycle(2 * len(feed), 0.05), feed, epochs=2,
-                 test=ArrayFeed(*blobs(seed=5), 64, shuffle=False), options=FitOptions(progress=False, precision="fp32"))
+                 test=ArrayFeed(*blobs(seed=5), 64, shuffle=False),
+                 options=FitOptions(progress=False, precision="fp32"))
     # Each rank takes half of every global batch and DDP averages the gradients, so the
     # run follows the single-process run up to the order of floating-point sums.
     for key, value in model.state_dict().items():

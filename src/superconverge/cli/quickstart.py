@@ -53,7 +53,8 @@ def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int 
     click.echo(f"training {model} for {epochs} epochs with 1cycle, peak LR {config.max_lr:.3g}, "
                f"momentum 0.95 -> 0.85 -> 0.95")
     show = None if quiet else (lambda row: click.echo(
-        f"  epoch {int(row['epoch']) + 1}/{epochs}: test accuracy {row['test_accuracy']:.4f}  ({row['seconds']:.0f} s)"))
+        f"  epoch {int(row['epoch']) + 1}/{epochs}: test accuracy {row['test_accuracy']:.4f}  "
+        f"({row['seconds']:.0f} s)"))
     summary = run.train(config, target, progress=not quiet, on_epoch=show)
     found.plot(target / "lr_find.png")
     (target / "lr_find.json").write_text(json.dumps(found.to_dict(), indent=2) + "\n")

@@ -145,7 +145,8 @@ def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, m
         f"max_lr = {config.max_lr:.4g}: 1cycle's peak{per}, just below where the loss stopped falling in the LR "
         f"range test at that weight decay ({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch "
         f"{config.batch_size}, momentum {config.base_momentum:g}). Markers: {names}; band {best.band[0]:.3g} "
-        f"(cautious) to {best.band[1]:.3g} (where the loss turns up); {'reliable' if best.reliable else 'NOT reliable'}.",
+        f"(cautious) to {best.band[1]:.3g} (where the loss turns up); "
+        f"{'reliable' if best.reliable else 'NOT reliable'}.",
         f"  {best.advice}",
         f"base_momentum, max_momentum = {config.base_momentum:g}, {config.max_momentum:g}: Smith's cyclical "
         "momentum, falling while the LR rises; the sweeps ran at the base value, the momentum at the peak LR.",

@@ -91,7 +91,8 @@ def render(directory: str | Path) -> str:
         results = [evaluate(check, recs) for check in spec["verdict"]]
         verdict = overall(results)
         anchor = _slug(spec["name"])
-        rows.append(f"<tr><td class='nowrap'><a href='#{anchor}'>{_e(spec['name'])}</a></td><td>{_e(spec['scale'])}</td>"
+        rows.append(f"<tr><td class='nowrap'><a href='#{anchor}'>{_e(spec['name'])}</a></td>"
+                    f"<td>{_e(spec['scale'])}</td>"
                     f"<td class='nowrap'>{_done_of(recs)}</td><td>{_badge(verdict)}</td>"
                     f"<td class='text'>{_e(spec['claim'])}</td></tr>")
         sections.append(_study(anchor, path, spec, recs, results, verdict))

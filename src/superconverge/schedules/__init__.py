@@ -62,7 +62,8 @@ __all__ = [
     "MultiStep", "PastEnd", "PastEndError", "PastEndWarning", "PlateauState",
     "ReduceOnPlateau", "Repeat", "Schedule", "Scaled", "StepDecay", "Warped",
     "constant", "cosine", "cosine_with_floor", "cyclical", "exponential",
-    "exponential_decay", "extend", "fastai_one_cycle", "hf_wsd", "interpolate", "inverse_sqrt", "join", "join_fractions",
+    "exponential_decay", "extend", "fastai_one_cycle", "hf_wsd", "interpolate", "inverse_sqrt", "join",
+    "join_fractions",
     "linear", "multistep", "observe", "one_cycle", "polynomial", "reduce_on_plateau",
     "repeat", "scale", "sgdr", "start", "step_decay", "trapezoid", "warmup", "wsd",
 ]

@@ -4,6 +4,7 @@
       -> block(w1) -> block(w2) -> block(w3) -> global max pool -> linear / 9
 
     block(c): conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU
+              (``convs`` per block: 2 each by default; every conv after the first adds conv3x3 -> BN -> GELU)
 
 The whitening filters are the eigenvectors of the covariance of 2x2 input patches
 scaled by 1/sqrt(eigenvalue), with their negatives (Jordan 2024): the first layer
@@ -62,24 +63,26 @@ def _conv(c_in: int, c_out: int) -> nn.Conv2d:
     return conv
 
 
-def _block(c_in: int, c_out: int, momentum: float) -> nn.Sequential:
-    return nn.Sequential(
-        _conv(c_in, c_out), nn.MaxPool2d(2), _bn(c_out, momentum), nn.GELU(),
-        _conv(c_out, c_out), _bn(c_out, momentum), nn.GELU(),
-    )
+def _block(c_in: int, c_out: int, momentum: float, convs: int = 2) -> nn.Sequential:
+    layers: list[nn.Module] = [_conv(c_in, c_out), nn.MaxPool2d(2), _bn(c_out, momentum), nn.GELU()]
+    for _ in range(convs - 1):
+        layers += [_conv(c_out, c_out), _bn(c_out, momentum), nn.GELU()]
+    return nn.Sequential(*layers)
 
 
 class SpeedNet(nn.Module):
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), whiten_width: int = 24,
-                 bn_momentum: float = 0.4, logit_scale: float = 1 / 9, num_classes: int = 10) -> None:
+                 bn_momentum: float = 0.4, logit_scale: float = 1 / 9, num_classes: int = 10,
+                 convs: tuple[int, int, int] = (2, 2, 2)) -> None:
         super().__init__()
         self.whiten = Whiten(whiten_width)
         w1, w2, w3 = widths
+        n1, n2, n3 = convs
         self.body = nn.Sequential(
             nn.GELU(),
-            _block(whiten_width, w1, bn_momentum),
-            _block(w1, w2, bn_momentum),
-            _block(w2, w3, bn_momentum),
+            _block(whiten_width, w1, bn_momentum, n1),
+            _block(w1, w2, bn_momentum, n2),
+            _block(w2, w3, bn_momentum, n3),
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
         )

@@ -28,6 +28,7 @@ class Recipe:
     description: str = ""
     # network: a frozen 2x2 patch-whitening conv, then three conv-pool-BN-GELU blocks
     widths: tuple[int, int, int] = (64, 256, 256)
+    convs: tuple[int, int, int] = (2, 2, 2)  # 3x3 convs per block (the first is followed by the max-pool)
     whiten_width: int = 24  # output channels of the whitening layer (2 per eigenvector)
     whiten_eps: float = 5e-4  # filters scaled by 1/sqrt(eigenvalue + whiten_eps): caps the gain of near-null directions
     whiten_bias_epochs: float = 3.0  # train the whitening bias only this long
@@ -46,6 +47,7 @@ class Recipe:
     optimizer: Literal["sgd", "muon"] = "sgd"
     muon_lr: float = 0.1  # cpu94's value at batch 512; 0.2 and 0.24 were worse on the held-out split (docs/SPEEDRUN.md)
     muon_momentum: float = 0.6
+    muon_ns_steps: int = 5  # Newton-Schulz iterations per orthogonalised update
     label_smoothing: float = 0.2
     # LR: linear 1cycle from lr/div_factor up to lr at pct_start, then down to lr*final_fraction
     pct_start: float = 0.23
@@ -79,6 +81,10 @@ class Recipe:
 
     def __post_init__(self) -> None:
         problems = []
+        if len(self.convs) != 3 or any(not 1 <= n <= 8 for n in self.convs):
+            problems.append(f"convs must be 3 counts of 3x3 convs per block, each 1-8, got {list(self.convs)}")
+        if not 1 <= self.muon_ns_steps <= 10:
+            problems.append(f"muon_ns_steps must be 1-10 Newton-Schulz iterations, got {self.muon_ns_steps}")
         if len(self.widths) != 3 or any(w < 1 for w in self.widths):
             problems.append(f"widths must be three positive ints, got {self.widths}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -147,8 +153,9 @@ def from_dict(values: dict[str, Any]) -> Recipe:
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(f"unknown recipe key(s): {', '.join(hints)}; known keys: {', '.join(FIELDS)}")
     values = dict(values)
-    if "widths" in values:
-        values["widths"] = tuple(int(w) for w in values["widths"])
+    for key in ("widths", "convs"):
+        if key in values:
+            values[key] = tuple(int(w) for w in values[key])
     return Recipe(**values)
 
 

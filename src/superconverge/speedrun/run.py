@@ -116,7 +116,7 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
           device: torch.device) -> tuple[SpeedNet, torch.optim.Optimizer, Scheduler]:
     """The network (whitening fitted on the first 5,000 training images), its optimizer and schedule."""
     torch.manual_seed(seed)
-    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
+    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale, convs=recipe.convs)
     net.whiten.fit(to_input(train_images[:5000]), recipe.whiten_eps)
     net.to(device)
     groups = param_groups(net)
@@ -128,7 +128,8 @@ def build(recipe: Recipe, train_images: torch.Tensor, steps: int, *, seed: int,
     if recipe.optimizer == "muon":  # Muon for the filters, SGD for the rest (Muon's orthogonalize=False path)
         sgd = dict(orthogonalize=False, momentum=recipe.momentum, nesterov=nesterov)
         optimizer: torch.optim.Optimizer = Muon(
-            [dict(params=groups["filters"], lr=recipe.muon_lr, momentum=recipe.muon_momentum),
+            [dict(params=groups["filters"], lr=recipe.muon_lr, momentum=recipe.muon_momentum,
+                  ns_steps=recipe.muon_ns_steps),
              dict(params=groups["head"], **weights, **sgd), dict(biases, **sgd), dict(whiten_bias, **sgd)],
             lr=recipe.muon_lr, nesterov=recipe.nesterov)
     else:
@@ -350,7 +351,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Sp
     if not isinstance(saved, dict) or not {"recipe", "state_dict"} <= saved.keys():
         raise ValueError(f"{path} is not a model saved by a speedrun (save_model=... / --save-model)")
     recipe = from_dict(saved["recipe"])
-    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale)
+    net = SpeedNet(recipe.widths, recipe.whiten_width, recipe.bn_momentum, recipe.logit_scale, convs=recipe.convs)
     net.load_state_dict(saved["state_dict"])
     return net.to(device).eval(), recipe
 
