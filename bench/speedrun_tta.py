@@ -6,6 +6,9 @@ each also mirrored); each scheme then combines some of those logits:
 
     z = z(x) + z(flip x) + w * sum over shifts s of (z(x+s) + z(flip(x+s)))
 
+``--scales 28 24`` adds views of the whole image downscaled to that many pixels a side (as the
+recipe's low-resolution epochs see it), mirrored too, on top of cpu94's scheme at weight 1/2 or 1.
+
 Because every scheme reads the same model on the same images, their differences are paired:
 no training-seed noise, only which views are averaged. A second table gives cpu94's six views
 applied selectively (the recipe key ``tta_translate_below``): only images whose flip-TTA logit
@@ -72,7 +75,24 @@ def view_logits(net: torch.nn.Module, images: torch.Tensor, device: torch.device
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def scaled_logits(net: torch.nn.Module, images: torch.Tensor, size: int, device: torch.device, precision: str,
+                  batch: int = 250) -> torch.Tensor:
+    """Logits of each image downscaled to ``size`` pixels a side, plus those of its mirror."""
+    out = []
+    for start in range(0, len(images), batch):
+        x = to_input(images[start:start + batch]).to(device)
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):  # type: ignore[arg-type]
+            out.append((net(x).float() + net(x.flip(3)).float()).cpu())
+    return torch.cat(out)
+
+
 def scheme_logits(views: dict[tuple[int, int, bool], torch.Tensor], name: str) -> torch.Tensor:
+    if name not in SCHEMES:  # "cpu94 + S px, w V": cpu94's six views and the two at S px, weight V
+        size, weight = name.removeprefix("cpu94 + ").split(" px, w ")
+        return scheme_logits(views, CPU94) + float(weight) * views[int(size), 0, True]
     shifts, weight = SCHEMES[name]
     z = views[0, 0, False].clone()
     if name == "plain":
@@ -112,6 +132,8 @@ def main() -> None:
                         help="the schemes whose translated views the selective tables apply below each gap")
     parser.add_argument("--baseline", default=CPU94, choices=list(SCHEMES),
                         help="the scheme the other rows are compared with (default: cpu94's)")
+    parser.add_argument("--scales", type=int, nargs="*", default=[],
+                        help="also try cpu94's views plus the whole image downscaled to these sizes")
     parser.add_argument("--time-below", type=float, default=0.0,
                         help="also time evaluate_tta with all six views and with translate_below at this gap")
     args = parser.parse_args()
@@ -121,7 +143,8 @@ def main() -> None:
         data = holdout_split(data, args.holdout)
     images, labels = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels)
     where = f"{len(labels)} {'held-out' if args.holdout else 'test'} images"
-    table: dict[str, list[float]] = {name: [] for name in SCHEMES}
+    scaled = [f"cpu94 + {size} px, w {weight}" for size in args.scales for weight in (0.5, 1)]
+    table: dict[str, list[float]] = {name: [] for name in [*SCHEMES, *scaled]}
     selective: dict[tuple[str, float], list[tuple[float, float]]] = {
         (name, gap): [] for name in args.selective for gap in args.gaps}
     for path in args.models:
@@ -130,7 +153,9 @@ def main() -> None:
         start = time.perf_counter()
         views = view_logits(net, images, device, precision)
         print(f"{path}: 18 views of {where} in {time.perf_counter() - start:.1f} s ({precision})")
-        for name in SCHEMES:
+        for size in args.scales:
+            views[size, 0, True] = scaled_logits(net, images, size, device, precision)
+        for name in table:
             table[name].append(float((scheme_logits(views, name).argmax(1) == labels).float().mean()))
         if args.time_below:
             time_selective(net, images, labels, device, precision, recipe.tta_translate or 1, args.time_below,
@@ -146,7 +171,7 @@ def main() -> None:
     print(f"\n| scheme | views | {' | '.join(args.models)} | mean | vs {args.baseline} | models up / down |")
     print("|---|---:|" + "---:|" * len(args.models) + "---:|---:|---:|")
     for name, accs in table.items():
-        views = 1 if name == "plain" else 2 + 2 * len(SCHEMES[name][0])
+        views = 1 if name == "plain" else 2 + 2 * len(SCHEMES[name][0]) if name in SCHEMES else 8
         mean = sum(accs) / len(accs)
         diff = mean - sum(base) / len(base)
         print(f"| {name} | {views} | " + " | ".join(f"{100 * a:.2f} %" for a in accs)
