@@ -5,8 +5,8 @@ the machine, and prints mean +- std of test accuracy (plain, with flip TTA and w
 translate TTA when the recipe asks for it), the median training, evaluation and total time, and
 seconds/accuracy per epoch when measured.
 Results are kept per seed in ``--results`` so an interrupted bench resumes (only with
-results of the same recipe: a changed recipe stops with a message instead of reusing them; keys
-added to the recipe format after a result was kept count as their defaults there).
+results of the same recipe settings: a changed setting stops with a message instead of reusing them;
+keys added to the recipe format after a result was kept count as their defaults there).
 
     python bench/speedrun.py --data ../shared/datasets/cifar10-jpeg.tar.gz --seeds 5
 """
@@ -35,9 +35,10 @@ def recipe_config(args: argparse.Namespace) -> dict:
 
 
 def different_keys(kept: dict, config: dict) -> list[str]:
-    """Recipe keys whose values differ; a key newer than the kept run counts as its default there."""
+    """Recipe keys whose values differ; a key newer than the kept run counts as its default there.
+    The recipe's name and description are labels, not settings, and do not count."""
     defaults = to_dict(Recipe())
-    return sorted(k for k in config.keys() | kept.keys()
+    return sorted(k for k in (config.keys() | kept.keys()) - {"name", "description"}
                   if kept.get(k, defaults.get(k)) != config.get(k, defaults.get(k)))
 
 
