@@ -3,7 +3,8 @@
 Runs ``superconverge speedrun --json`` once per seed, each in a fresh process, alone on
 the machine, and prints mean +- std of test accuracy (plain, with flip TTA and with flip +
 translate TTA when the recipe asks for it), the median training, evaluation and total time, and
-seconds/accuracy per epoch when measured.
+seconds/accuracy per epoch when measured; ``--markdown`` prints the per-seed table for
+docs/SPEEDRUN.md instead.
 Results are kept per seed in ``--results`` so an interrupted bench resumes (only with
 results of the same recipe settings: a changed setting stops with a message instead of reusing them;
 keys added to the recipe format after a result was kept count as their defaults there).
@@ -66,6 +67,34 @@ def spread(values: list[float]) -> str:
     return f"{100 * mean:.2f} +- {100 * std:.2f} %"
 
 
+def markdown_table(results: list[dict]) -> str:
+    """One row per seed and a mean +- std / median row, as docs/SPEEDRUN.md shows the record."""
+    translate = results[0].get("test_accuracy_tta_translate") is not None
+    flip = results[0]["test_accuracy_tta"] is not None
+    head = ["seed", "plain"] + (["flip TTA"] if flip else []) + (
+        ["flip + translate TTA", "images translated"] if translate else []) + ["train s", "eval s", "total s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for r in results:
+        row = [str(r["seed"]), f"{100 * r['test_accuracy_plain']:.2f} %"]
+        row += [f"{100 * r['test_accuracy_tta']:.2f} %"] if flip else []
+        row += [f"{100 * r['test_accuracy_tta_translate']:.2f} %",
+                f"{100 * r['tta_translated_share']:.1f} %"] if translate else []
+        row += [f"{r[k]:.1f}" for k in ("train_seconds", "eval_seconds", "total_seconds")]
+        lines.append("| " + " | ".join(row) + " |")
+    summary = [f"**{results[0]['recipe']}, {len(results)} seeds**",
+               f"**{spread([r['test_accuracy_plain'] for r in results])}**"]
+    summary += [spread([r["test_accuracy_tta"] for r in results])] if flip else []
+    summary += [f"**{spread([r['test_accuracy_tta_translate'] for r in results])}**", ""] if translate else []
+    summary += [f"median {statistics.median(r[k] for r in results):.1f}"
+                for k in ("train_seconds", "eval_seconds")]
+    summary += [f"median **{statistics.median(r['total_seconds'] for r in results):.1f}**"]
+    lines.append("| " + " | ".join(summary) + " |")
+    rates = [r["train_gflops_per_second"] for r in results]
+    lines.append(f"\n{results[0]['train_flops'] / 1e12:.1f} TFLOP of training per run at a median "
+                 f"{statistics.median(rates):.0f} GFLOP/s ({min(rates):.0f}-{max(rates):.0f} per seed).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -76,6 +105,7 @@ def main() -> None:
     parser.add_argument("--eval-each-epoch", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--results", default="runs/bench-speedrun")
+    parser.add_argument("--markdown", action="store_true", help="print the per-seed table for docs/SPEEDRUN.md")
     args = parser.parse_args()
 
     tag = args.recipe.replace("/", "_") + "".join(f"_{s}" for s in args.set) + (f"_holdout{args.holdout}"
@@ -87,6 +117,8 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = run_seed(args, seed, folder / f"seed{seed}.json", config)
         results.append(r)
+        if args.markdown:
+            continue
         tta = r["test_accuracy_tta"]
         print(f"seed {seed}: {100 * r['test_accuracy_plain']:.2f} % plain, "
               + (f"{100 * tta:.2f} % TTA, " if tta is not None else "")
@@ -94,6 +126,9 @@ def main() -> None:
                  if r.get("test_accuracy_tta_translate") is not None else "")
               + f"train {r['train_seconds']:.1f} s, total {r['total_seconds']:.1f} s", flush=True)
 
+    if args.markdown:
+        print(markdown_table(results))
+        return
     first = results[0]
     where = "held-out split" if args.holdout else "test set"
     print(f"\nrecipe {first['recipe']} ({first['epochs']} epochs, {first['device']}, {first['precision']}, "
