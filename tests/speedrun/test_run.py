@@ -7,7 +7,7 @@ from torch.nn import functional as F
 from click.testing import CliRunner
 
 from superconverge.cli import main
-from superconverge.speedrun import Recipe, holdout_split, speedrun
+from superconverge.speedrun import Recipe, holdout_split, load_recipe, speedrun
 from superconverge.optim.lookahead import Lookahead
 from superconverge.speedrun.recipe import to_dict
 from superconverge.speedrun.run import build, epoch_batches, evaluate_tta, load_model
@@ -207,7 +207,8 @@ def test_same_seed_same_result(small):
 def test_cli_json_and_errors(tmp_path):
     runner = CliRunner()
     out = tmp_path / "r.json"
-    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "widths=[8,16,16]", "--set", "batch_size=500",
+    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "epochs=1", "--set", "widths=[8,16,16]",
+            "--set", "batch_size=500",
             "--holdout", "1000", "--target", "0.1", "--json", "--out", str(out)]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -221,6 +222,20 @@ def test_cli_json_and_errors(tmp_path):
     assert bad.exit_code == 2 and "did you mean 'widths'" in bad.output
     bad = runner.invoke(main, ["speedrun", "--data", "sample", "--recipe", "fastest"])
     assert bad.exit_code == 2 and "built-in recipes" in bad.output
+    bad = runner.invoke(main, ["speedrun", "--data", "sample", "--epochs", "2", "--set", "epochs=3"])
+    assert bad.exit_code == 2 and "--epochs 2 and --set epochs=3 disagree" in bad.output
+
+
+def test_overrides_rename_only_a_changed_recipe():
+    from superconverge.speedrun.run import with_overrides
+
+    cpu94 = load_recipe("cpu94")
+    same = with_overrides(cpu94, convs=list(cpu94.convs), epochs=cpu94.epochs, lr=cpu94.lr, translate=None)
+    assert same == cpu94 and same.name == "cpu94"
+    shorter = with_overrides(cpu94, epochs=6)
+    assert shorter.name == "cpu94*" and shorter.epochs == 6
+    assert shorter.low_res_epochs == round(cpu94.low_res_epochs * 6 / cpu94.epochs)
+    assert with_overrides(cpu94, epochs=6, name="short").name == "short"
 
 
 def test_progressive_resizing_downscales_early_epochs_only(small):
@@ -276,7 +291,8 @@ def test_saved_model_reloads_to_the_reported_accuracy(tmp_path, sample):
     from superconverge.speedrun.run import load_model
 
     path = tmp_path / "net.pt"
-    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "widths=[8,16,16]", "--set", "batch_size=500",
+    args = ["speedrun", "--data", "sample", "--epochs", "1", "--set", "epochs=1", "--set", "widths=[8,16,16]",
+            "--set", "batch_size=500",
             "--holdout", "1000", "--json", "--quiet", "--save-model", str(path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

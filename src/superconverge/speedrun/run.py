@@ -387,7 +387,8 @@ def epoch_size(recipe: Recipe, epoch: int) -> int:
 
 
 def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
-    """``recipe`` with the non-None ``changes``; a changed recipe keeps its name plus a '*'.
+    """``recipe`` with the non-None ``changes``; a recipe they change keeps its name plus a '*'
+    (changes that restate the recipe's own values leave it as it is; a ``name`` change wins).
 
     A new ``epochs`` without ``low_res_epochs`` keeps the recipe's share of low-resolution
     epochs: ``round(low_res_epochs * epochs / recipe.epochs)``, at most ``epochs - 1``.
@@ -396,7 +397,10 @@ def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:
     epochs = changes.get("epochs")
     if epochs is not None and "low_res_epochs" not in changes and recipe.low_res_epochs:
         changes["low_res_epochs"] = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs))
-    return recipe.replace(**changes, name=recipe.name + ("*" if changes else "")) if changes else recipe
+    changed = recipe.replace(**changes)
+    if changed == recipe or "name" in changes:
+        return changed
+    return changed.replace(name=recipe.name + "*")
 
 
 __all__ = ["ResizedFeed", "build", "epoch_batches", "epoch_flops", "epoch_size", "evaluate_tta", "freeze_after",
