@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from superconverge.optim import Scheduler
+from superconverge.optim import Scheduler, hf_wsd, step_lr
 from superconverge.schedules import (
     PastEndError,
     PastEndWarning,
@@ -219,3 +219,150 @@ def test_start_step_resumes_without_state():
     opt = two_groups(momentum=0.9)
     Scheduler(opt, one_cycle(100, 0.1), start_step=40)
     assert opt.param_groups[0]["lr"] == pytest.approx(one_cycle(100, 0.1)["lr"](40))
+
+
+# -- resuming scale="initial": the factors come from the state dict, not the loaded optimizer ---------------
+
+
+def base_groups():
+    """Two groups with different base LRs and weight decays, plain SGD."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    return torch.optim.SGD([{"params": a.parameters(), "lr": 0.1, "weight_decay": 1e-3},
+                            {"params": b.parameters(), "lr": 0.02, "weight_decay": 4e-4}], momentum=0.9)
+
+
+RELATIVE = {
+    "step_lr": lambda opt: step_lr(opt, step_size=7, gamma=0.5),
+    "hf_wsd trapezoid": lambda opt: hf_wsd(opt, num_warmup_steps=5, num_decay_steps=12, num_training_steps=40),
+    "initial, two keys": lambda opt: Scheduler(opt, {"lr": trapezoid(40, 5, 12), "weight_decay": linear(1.0, 0.1, 40)},
+                                               scale={"lr": "initial", "weight_decay": "initial"}),
+}
+
+
+def flat(rows):
+    return [v for row in rows for group in row for v in group]
+
+
+def round_trip(state):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+@pytest.mark.parametrize("order", ["optimizer first", "optimizer first, no initial_lr saved", "scheduler first"])
+@pytest.mark.parametrize("build", RELATIVE.values(), ids=RELATIVE.keys())
+def test_relative_schedules_resume_the_same_either_way(build, order):
+    full_opt = base_groups()
+    full = trace(full_opt, build(full_opt), 40)
+
+    opt = base_groups()
+    sched = build(opt)
+    first = trace(opt, sched, 31)  # inside every decay phase, so a wrong base shows
+    saved = round_trip({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+    if order == "optimizer first, no initial_lr saved":  # a checkpoint from before the Scheduler recorded it
+        for group in saved["optimizer"]["param_groups"]:
+            del group["initial_lr"]
+
+    opt2 = base_groups()
+    if order.startswith("optimizer first"):
+        opt2.load_state_dict(saved["optimizer"])  # its groups now hold step 31's values
+        resumed = build(opt2)
+    else:
+        resumed = build(opt2)
+        opt2.load_state_dict(saved["optimizer"])
+    resumed.load_state_dict(saved["scheduler"])
+    rest = trace(opt2, resumed, 9)
+    assert flat(first + rest) == pytest.approx(flat(full), rel=1e-12)
+
+
+def test_a_relative_plateau_resumes_with_the_optimizer_loaded_first():
+    def build(opt):
+        return Scheduler(opt, {"lr": reduce_on_plateau(1.0, patience=0, factor=0.5)}, scale={"lr": "initial"})
+
+    opt = base_groups()
+    sched = build(opt)
+    for metric in [1.0, 2.0, 3.0]:
+        sched.observe(metric)
+    saved = round_trip({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+    for group in saved["optimizer"]["param_groups"]:
+        del group["initial_lr"]
+    opt2 = base_groups()
+    opt2.load_state_dict(saved["optimizer"])
+    resumed = build(opt2)
+    resumed.load_state_dict(saved["scheduler"])
+    sched.observe(4.0)
+    resumed.observe(4.0)
+    assert [g["lr"] for g in opt2.param_groups] == pytest.approx([0.1 / 8, 0.02 / 8])
+
+
+def test_a_state_dict_without_initial_factors_loads_as_before():
+    opt = base_groups()
+    sched = RELATIVE["step_lr"](opt)
+    trace(opt, sched, 10)
+    state = sched.state_dict()
+    del state["initial"]  # as saved before the factors were kept
+    opt2 = base_groups()
+    resumed = RELATIVE["step_lr"](opt2)
+    resumed.load_state_dict(state)
+    assert [g["lr"] for g in opt2.param_groups] == pytest.approx([g["lr"] for g in opt.param_groups])
+
+
+def test_saved_initial_factors_must_match_the_scale():
+    opt = base_groups()
+    state = Scheduler(opt, {"lr": constant(1.0)}, scale={"lr": "initial"}).state_dict()
+    assert state["initial"] == {"lr": [0.1, 0.02]}
+    absolute = Scheduler(base_groups(), {"lr": constant(1.0)})
+    with pytest.raises(ValueError, match="build the Scheduler with the same scale"):
+        absolute.load_state_dict(state)
+
+
+# -- last_epoch and step(0), as torch's SequentialLR uses them ---------------------------------------------
+
+
+def test_setting_last_epoch_moves_the_step_and_writes_its_values():
+    opt = two_groups(momentum=0.9)
+    sched = Scheduler(opt, one_cycle(100, 0.1))
+    sched.last_epoch = 40
+    assert sched.step_count == 40
+    assert opt.param_groups[0]["lr"] == pytest.approx(one_cycle(100, 0.1)["lr"](40))
+    sched.last_epoch -= 41  # SequentialLR's "undo": not started, nothing written
+    assert sched.last_epoch == -1 and opt.param_groups[0]["lr"] == pytest.approx(one_cycle(100, 0.1)["lr"](40))
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(one_cycle(100, 0.1)["lr"](0))
+    for bad in (-2, 1.5, True):
+        with pytest.raises(ValueError, match="last_epoch must be a whole number >= -1"):
+            sched.last_epoch = bad
+
+
+def test_step_zero_restarts_and_other_epochs_are_refused():
+    opt = two_groups(momentum=0.9)
+    sched = Scheduler(opt, one_cycle(100, 0.1))
+    for _ in range(30):
+        sched.step()
+    sched.step(0)  # what SequentialLR calls in torch 2.1 to 2.8
+    assert sched.last_epoch == 0 and opt.param_groups[0]["lr"] == pytest.approx(0.004)
+    with pytest.raises(TypeError, match="takes no epoch"):
+        sched.step(1)
+
+
+# -- momentum on an optimizer built without it --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["momentum", "beta1"])
+@pytest.mark.parametrize("opt_cls", [torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam])
+def test_momentum_onto_adam_with_beta1_zero_is_refused_as_for_sgd(opt_cls, key):
+    with pytest.raises(ValueError, match=r"built with betas\[0\] \(beta1\) = 0; scheduling momentum would switch "
+                                         r"it on silently") as err:
+        Scheduler(two_groups(opt_cls, betas=(0.0, 0.999)), {key: constant(0.9)})
+    assert "Adam(params, lr, betas=(0.9, 0.999))" in str(err.value)
+    assert "--set cycle_momentum=false" in str(err.value)
+
+
+def test_the_momentum_zero_refusal_speaks_to_python_and_the_command_line():
+    with pytest.raises(ValueError) as err:
+        Scheduler(two_groups(momentum=0.0), {"momentum": constant(0.9)})
+    message = str(err.value)
+    assert "In Python, build the optimizer with momentum > 0 (e.g. SGD(params, lr, momentum=0.9))" in message
+    assert "on the command line, pass --set cycle_momentum=false, or a momentum > 0" in message

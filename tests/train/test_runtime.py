@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from superconverge.train.runtime import build_optimizer
+from superconverge.optim import Scheduler
+from superconverge.schedules import one_cycle
+from superconverge.train.runtime import OPTIMIZERS, build_optimizer
 
 
 @pytest.mark.parametrize(
@@ -13,9 +15,10 @@ from superconverge.train.runtime import build_optimizer
     [
         ("sgd", torch.optim.SGD, {"momentum": 0.8, "nesterov": False}),
         ("nesterov", torch.optim.SGD, {"momentum": 0.8, "nesterov": True}),
-        ("adam", torch.optim.Adam, {"betas": (0.9, 0.999), "decoupled_weight_decay": False}),
-        ("AdamW", torch.optim.AdamW, {"betas": (0.9, 0.999), "decoupled_weight_decay": True}),
-        ("nadam", torch.optim.NAdam, {"betas": (0.9, 0.999), "decoupled_weight_decay": False}),
+        # momentum is the Adam family's beta1
+        ("adam", torch.optim.Adam, {"betas": (0.8, 0.999), "decoupled_weight_decay": False}),
+        ("AdamW", torch.optim.AdamW, {"betas": (0.8, 0.999), "decoupled_weight_decay": True}),
+        ("nadam", torch.optim.NAdam, {"betas": (0.8, 0.999), "decoupled_weight_decay": False}),
     ],
 )
 def test_build_optimizer_gives_the_torch_optimizer_and_its_flags(name, cls, flags):
@@ -30,3 +33,23 @@ def test_build_optimizer_gives_the_torch_optimizer_and_its_flags(name, cls, flag
 def test_build_optimizer_names_the_closest_choice():
     with pytest.raises(ValueError, match="unknown optimizer 'nadamw'; did you mean 'nadam'"):
         build_optimizer("nadamw", [torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_cycled_momentum_drives_what_momentum_built(name):
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer(name, params, lr=0.1, momentum=0.95, beta2=0.99)
+    sched = Scheduler(opt, one_cycle(10, 0.1))
+    for _ in range(3):
+        sched.step()
+    group = opt.param_groups[0]
+    written = group["momentum"] if "momentum" in group else group["betas"][0]
+    assert written == pytest.approx(one_cycle(10, 0.1)["momentum"](3))
+    assert group.get("betas", (None, 0.99))[1] == 0.99
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "nadam"])
+def test_momentum_zero_refuses_a_momentum_schedule_for_every_optimizer(name):
+    opt = build_optimizer(name, [torch.nn.Parameter(torch.zeros(3))], lr=0.1, momentum=0.0)
+    with pytest.raises(ValueError, match="scheduling momentum would switch it on silently.*--set cycle_momentum=false"):
+        Scheduler(opt, one_cycle(10, 0.1))

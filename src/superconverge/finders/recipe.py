@@ -6,8 +6,8 @@ training will read, and :func:`tune` writes its answer back as such a config.
 
 :func:`tune` chains Smith's order: the batch size first (the largest that fits), then weight
 decay (the largest that still allows a high LR), whose chosen sweep gives 1cycle's peak LR.
-The sweeps run at momentum ``base_momentum`` (0.85): the momentum 1cycle uses at its peak LR,
-which is the LR being looked for.
+The sweeps run at momentum ``base_momentum`` (0.85; Adam's beta1): the momentum 1cycle uses
+at its peak LR, which is the LR being looked for.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
 once per optimizer step. It writes the absolute value of every scheduled key into
 every param group at each step and never reads values back, so resuming needs only
 the step number (and the plateau states, for metric-driven keys).
+
+It also runs inside torch's ``SequentialLR`` and ``ChainedScheduler``: it records each
+group's ``initial_lr`` as torch's schedulers do, and ``last_epoch`` can be set.
 """
 
 from __future__ import annotations
@@ -35,13 +38,11 @@ def resolve_key(group: Mapping[str, Any], key: str, index: int) -> tuple[str, in
     if key == "momentum":
         if "momentum" in group:
             if group["momentum"] == 0:
-                raise ValueError(
-                    f"param group {index} was built with momentum=0; scheduling momentum "
-                    "would switch it on silently. Build the optimizer with momentum > 0 "
-                    "(e.g. SGD(params, lr, momentum=0.9)) if you want momentum."
-                )
+                raise ValueError(_momentum_off(index, "momentum=0", "SGD(params, lr, momentum=0.9)"))
             return "momentum", None
         if "betas" in group:
+            if group["betas"][0] == 0:
+                raise ValueError(_momentum_off(index, "betas[0] (beta1) = 0", "Adam(params, lr, betas=(0.9, 0.999))"))
             return "betas", 0
         raise ValueError(
             f"param group {index} has neither 'momentum' nor 'betas', so momentum cannot be "
@@ -51,6 +52,8 @@ def resolve_key(group: Mapping[str, Any], key: str, index: int) -> tuple[str, in
     if key in ("beta1", "beta2"):
         if "betas" not in group:
             raise ValueError(f"param group {index} has no 'betas'; {key} needs an Adam-family optimizer")
+        if key == "beta1" and group["betas"][0] == 0:
+            raise ValueError(_momentum_off(index, "betas[0] (beta1) = 0", "Adam(params, lr, betas=(0.9, 0.999))"))
         return "betas", 0 if key == "beta1" else 1
     if key not in group:
         numeric = sorted(k for k, v in group.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
@@ -63,8 +66,23 @@ def resolve_key(group: Mapping[str, Any], key: str, index: int) -> tuple[str, in
     return key, None
 
 
-def _read(group: Mapping[str, Any], where: tuple[str, int | None]) -> float:
+def _momentum_off(index: int, built: str, example: str) -> str:
+    return (
+        f"param group {index} was built with {built}; scheduling momentum would switch it on silently. "
+        f"In Python, build the optimizer with momentum > 0 (e.g. {example}) or schedule no momentum; "
+        "on the command line, pass --set cycle_momentum=false, or a momentum > 0 (--set momentum=0.9)."
+    )
+
+
+def initial_value(group: Mapping[str, Any], where: tuple[str, int | None]) -> float:
+    """A group's starting value of a key: for ``lr`` the ``initial_lr`` a scheduler recorded, if any.
+
+    torch's schedulers record ``initial_lr`` before they write, and ``SequentialLR`` resets
+    ``lr`` to it; reading it keeps a scheduler built after a torch warmup relative to the base LR.
+    """
     key, idx = where
+    if key == "lr" and "initial_lr" in group:
+        return float(group["initial_lr"])
     value = group[key] if idx is None else group[key][idx]
     return float(value)
 
@@ -85,8 +103,11 @@ class Scheduler(LRScheduler):
     ``schedules`` maps a key (``lr``, ``momentum``, ``weight_decay``, ``beta1``, ...) to
     a schedule or a :class:`ReduceOnPlateau` for all groups, or to a list with one per
     group. ``scale`` multiplies per group: a list of factors (discriminative LRs) or
-    ``"initial"`` for each group's value at construction (so relative schedules keep
-    every group's own base value). ``start_step`` resumes at a given step.
+    ``"initial"`` for each group's value at construction (for ``lr``: its ``initial_lr``
+    if a scheduler recorded one), so relative schedules keep every group's own base
+    value. Those factors are saved in :meth:`state_dict` and restored on load, so a
+    resume gives the same values whether the optimizer state was loaded before or after
+    building the Scheduler. ``start_step`` resumes at a given step.
 
     value written into group ``g`` at step ``t``: ``scale[g] * schedule[g](t)``
 
@@ -124,10 +145,14 @@ class Scheduler(LRScheduler):
         self._where: dict[str, list[tuple[str, int | None]]] = {}
         self._drivers: dict[str, list[Driver]] = {}
         self._plateau: dict[str, list[PlateauState]] = {}
+        self._unscaled: dict[str, list[Driver]] = {}  # drivers of scale="initial" keys, before their factors
+        self._initial: dict[str, list[float]] = {}  # the factors read for those keys
         for key, driver in schedules.items():
             where = [resolve_key(g, key, i) for i, g in enumerate(groups)]
             drivers = _per_group(key, driver, n)
             factors = _factors(key, scale.get(key), groups, where)
+            if isinstance(scale.get(key), str):
+                self._unscaled[key], self._initial[key] = drivers, factors  # type: ignore[assignment]
             if factors is not None:
                 drivers = [_scaled(d, f) for d, f in zip(drivers, factors)]
             self._where[key] = where
@@ -142,7 +167,9 @@ class Scheduler(LRScheduler):
         self._horizon = min(finite) if finite else None
         if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
             raise ValueError(f"start_step must be a whole number >= 0, got {start_step!r}")
-        self.base_lrs = [float(g["lr"]) for g in groups]
+        for g in groups:  # as torch's schedulers do: SequentialLR resets lr to it
+            g.setdefault("initial_lr", g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"])
+        self.base_lrs = [initial_value(g, ("lr", None)) for g in groups]
         self.step_count = start_step
         self._apply()
 
@@ -150,15 +177,41 @@ class Scheduler(LRScheduler):
 
     @property
     def last_epoch(self) -> int:  # type: ignore[override]
-        """PyTorch's name for the current step index (kept for tools that read it)."""
+        """PyTorch's name for the current step index; setting it moves there and writes its values.
+
+        ``SequentialLR`` undoes each scheduler's first step with ``last_epoch -= 1``, so ``-1``
+        is accepted: not started yet, nothing is written until the next ``step()``.
+        """
         return self.step_count
 
+    @last_epoch.setter
+    def last_epoch(self, step: int) -> None:
+        if isinstance(step, bool) or not isinstance(step, int) or step < -1:
+            raise ValueError(f"last_epoch must be a whole number >= -1, got {step!r}")
+        self.step_count = step
+        self._apply()
+
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
-        """Advance one optimizer step and write that step's values."""
+        """Advance one optimizer step and write that step's values.
+
+        ``step(0)`` restarts at step 0: torch 2.1 to 2.8's ``SequentialLR`` calls it when
+        this scheduler's turn comes. Any other epoch is refused.
+        """
         if epoch is not None:
-            raise TypeError("step() takes no epoch; superconverge schedules count optimizer steps")
+            if isinstance(epoch, bool) or epoch != 0:
+                raise TypeError("step() takes no epoch; superconverge schedules count optimizer steps "
+                                "(only step(0), which SequentialLR uses to start it, is accepted)")
+            self.last_epoch = 0
+            return
         self.step_count += 1
         self._apply()
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        # torch >= 2.9's SequentialLR calls _update_lr(0) instead of step(0) when this scheduler's turn comes
+        if epoch is None:
+            self.step()
+        else:
+            self.last_epoch = epoch
 
     def observe(self, metric: float) -> None:
         """Feed a validation metric to the plateau-driven keys, then rewrite values."""
@@ -203,6 +256,7 @@ class Scheduler(LRScheduler):
             "step_count": self.step_count,
             "plateau": {k: [s.to_dict() for s in v] for k, v in self._plateau.items()},
             "keys": sorted(self._drivers),
+            "initial": {k: list(v) for k, v in self._initial.items()},
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -217,11 +271,34 @@ class Scheduler(LRScheduler):
         plateau = state_dict.get("plateau", {})
         if sorted(plateau) != sorted(self._plateau):
             raise ValueError("the saved and current schedulers disagree on which keys follow a plateau")
+        self._restore_initial(state_dict.get("initial", {}))  # absent in older state dicts: keep what was read
         self.step_count = int(state_dict["step_count"])
         self._plateau = {k: [PlateauState.from_dict(dict(s)) for s in v] for k, v in plateau.items()}
         self._apply()
 
     # -- internals -------------------------------------------------------------------
+
+    def _restore_initial(self, saved: Mapping[str, Sequence[float]]) -> None:
+        """Rescale the ``scale="initial"`` keys by the saved factors, not the ones read at construction.
+
+        An optimizer state loaded before this Scheduler was built holds scheduled values,
+        not base values; the saved factors are the ones the run started from.
+        """
+        if not saved:
+            return
+        if sorted(saved) != sorted(self._initial):
+            raise ValueError(
+                f"the saved scheduler scaled {sorted(saved)} by their initial values but this one scales "
+                f"{sorted(self._initial)}; build the Scheduler with the same scale before loading"
+            )
+        factors = {k: [float(f) for f in v] for k, v in saved.items()}
+        for key, fs in factors.items():
+            if len(fs) != len(self._unscaled[key]) or not all(math.isfinite(f) for f in fs):
+                raise ValueError(f"the saved initial factors of {key}, {fs}, do not fit this optimizer")
+        for key, fs in factors.items():
+            self._initial[key] = fs
+            self._drivers[key] = [_scaled(d, f) for d, f in zip(self._unscaled[key], fs)]
+        self._plan = self._make_plan()
 
     def _make_plan(self) -> list[tuple[str, Any, list[tuple[int, str, int | None]], bool]]:
         """(key, driver, [(group index, group key, tuple index)], momentum-like) per distinct driver.
@@ -240,6 +317,8 @@ class Scheduler(LRScheduler):
 
     def _apply(self) -> None:
         step = self.step_count
+        if step < 0:  # not started (inside SequentialLR before its turn): leave the groups alone
+            return
         if self._horizon is not None and step > self._horizon:
             for key, drivers in self._drivers.items():  # warns once, or raises in strict mode
                 if key not in self._plateau:
@@ -285,7 +364,7 @@ def _factors(key: str, scale: Scale | None, groups: list[dict[str, Any]],
     if isinstance(scale, str):
         if scale != "initial":
             raise ValueError(f"scale for {key} must be a list of factors or 'initial', got {scale!r}")
-        return [_read(g, w) for g, w in zip(groups, where)]
+        return [initial_value(g, w) for g, w in zip(groups, where)]
     factors = [float(f) for f in scale]
     if len(factors) != len(groups):
         raise ValueError(f"scale for {key}: {len(factors)} factors for {len(groups)} param groups")

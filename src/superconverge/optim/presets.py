@@ -8,6 +8,12 @@ switch is a one-line change. Deliberate differences from PyTorch, all documented
 - ``step()`` takes no ``epoch`` argument; ReduceLROnPlateau's metric goes to
   ``observe(metric)`` so that a warmup can run per step before it.
 - Unsorted or repeated milestones are an error, not silently sorted or counted twice.
+
+Each group's base LR is its ``initial_lr`` when a scheduler recorded one (torch's and
+ours do; it is saved with the optimizer state), else its ``lr``. So a preset built after a
+torch warmup in ``SequentialLR``, or after loading such an optimizer state, starts from
+the base LR, not a scheduled one. Relative presets (``scale={"lr": "initial"}``) also keep
+their factors in ``state_dict()``, which covers optimizer states saved without ``initial_lr``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Literal
 
 from torch.optim import Optimizer
 
-from superconverge.optim.adapter import Scheduler
+from superconverge.optim.adapter import Scheduler, initial_value
 from superconverge.schedules import published
 from superconverge.schedules import (
     Constant,
@@ -47,6 +53,10 @@ def _per_group(name: str, value: PerGroup, optimizer: Optimizer) -> list[float]:
     if len(values) != n:
         raise ValueError(f"{name} has {len(values)} values for {n} param groups")
     return values
+
+
+def _base_lrs(optimizer: Optimizer) -> list[float]:
+    return [initial_value(g, ("lr", None)) for g in optimizer.param_groups]
 
 
 def one_cycle_lr(
@@ -111,13 +121,13 @@ def cosine_annealing_warm_restarts(optimizer: Optimizer, T_0: int, T_mult: int =
     """PyTorch's ``CosineAnnealingWarmRestarts`` stepped once per step, same values."""
     if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
         raise ValueError(f"T_mult must be an integer >= 1, got {T_mult!r}")
-    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    lrs = _base_lrs(optimizer)
     return Scheduler(optimizer, {"lr": [sgdr(lr, T_0, t_mult=T_mult, eta_min=eta_min) for lr in lrs]})
 
 
 def cosine_annealing_lr(optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> Scheduler:
     """PyTorch's ``CosineAnnealingLR`` over one half-period (holds ``eta_min`` after ``T_max``)."""
-    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    lrs = _base_lrs(optimizer)
     return Scheduler(optimizer, {"lr": [cosine(lr, eta_min, T_max) for lr in lrs]})
 
 
@@ -165,7 +175,7 @@ def reduce_lr_on_plateau(
     eps: float = 1e-8,
 ) -> Scheduler:
     """PyTorch's ``ReduceLROnPlateau``; feed the metric with ``observe(metric)``."""
-    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    lrs = _base_lrs(optimizer)
     mins = _per_group("min_lr", min_lr, optimizer)
     plateaus = [
         reduce_on_plateau(lr, mode=mode, factor=factor, patience=patience, threshold=threshold,

@@ -59,13 +59,19 @@ def _overlaps(sched: Schedule) -> list[str]:
         return []
     out = []
     bounds = (0.0, *sched.starts)
-    for i, part in enumerate(sched.parts[:-1]):
-        slot = bounds[i + 1] - bounds[i]
-        length = part.total_steps
-        if length is not None and length > slot + 1e-9:
-            out.append(
-                f"phase {i} lasts {length:g} steps but phase {i + 1} starts after {slot:g}: "
-                f"the phases overlap and phase {i} is cut off"
-            )
+    for i, part in enumerate(sched.parts):
+        if i + 1 < len(sched.parts):
+            slot = bounds[i + 1] - bounds[i]
+            length = part.total_steps
+            if length is not None and length > slot + 1e-9 and not _continues(sched.parts[i + 1], part, slot):
+                out.append(
+                    f"phase {i} lasts {length:g} steps but phase {i + 1} starts after {slot:g}: "
+                    f"the phases overlap and phase {i} is cut off"
+                )
         out.extend(_overlaps(part))
-    return out
+    return list(dict.fromkeys(out))  # an extended schedule holds its original twice
+
+
+def _continues(nxt: Schedule, part: Schedule, cut: float) -> bool:
+    """Whether ``nxt`` picks ``part`` up where it was cut off, as :func:`extend` joins it."""
+    return isinstance(nxt, Warped) and nxt.schedule == part and math.isclose(nxt.origin, cut, abs_tol=1e-9)
