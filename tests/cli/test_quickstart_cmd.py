@@ -23,6 +23,7 @@ def test_the_sweep_runs_at_1cycles_peak_momentum_through_tunes_path(tmp_path, mo
 
     monkeypatch.setattr(finders, "lr_find", spy)
     monkeypatch.setattr(recipe, "lr_find", spy)
+    monkeypatch.setenv("SUPERCONVERGE_TRACEBACK", "1")  # let Stop through instead of a one-line error
     result = CliRunner().invoke(main, ["quickstart", "--model", "tiny", "--quiet", "--out", str(tmp_path / "qs")])
     assert isinstance(result.exception, Stop), result.output
     config = TrainConfig()

@@ -59,7 +59,7 @@ def test_config_file_runs_unchanged_and_flags_override_it(tmp_path):
         (["--batch-size", "5001"], "batch size 5001 is larger than the data set (500 examples)"),
         (["--set", "learning_rate=0.1"], "unknown config key 'learning_rate'"),
         (["--schedule", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
-        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--epochs", "0"], "--epochs must be a positive whole number"),
         (["--device", "nonsense"], "unknown device 'nonsense'"),
         (["--device", "cpu", "--precision", "fp16"], "fp16 autocast is for GPUs"),
         (["--threads", "0"], "threads must be >= 1"),

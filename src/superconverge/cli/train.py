@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
 from typing import Any
 
 import click
 
-from superconverge.train.recipe import FIELDS, SCHEDULES, TrainConfig, from_dict, load_toml
+from superconverge.cli.errors import FAILURE, INTERRUPTED, CliError
+from superconverge.cli.options import parse_sets
+from superconverge.train.recipe import FIELDS, SCHEDULES, TrainConfig, from_dict, read_toml
 
 # flag -> config key, for the settings people change most; --set covers every other key.
 FLAGS: list[tuple[str, str, type, str]] = [
@@ -37,6 +37,14 @@ def config_options(f: Any) -> Any:
     return f
 
 
+def explicit_changes(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    """The keys the user set: the config file's, then ``--set KEY=VALUE``, then flags (later wins)."""
+    changes = dict(read_toml(config_file)) if config_file else {}
+    changes.update(parse_sets(sets))
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    return changes
+
+
 def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> TrainConfig:
     """Defaults, config file, then --set KEY=VALUE, then explicit flags (later wins).
 
@@ -44,60 +52,54 @@ def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str,
     """
     from superconverge.train.cifar import default_data
 
-    default = TrainConfig(data=default_data())
-    base = load_toml(config_file, default) if config_file else default
-    changes: dict[str, Any] = {}
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            changes[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            changes[key.strip()] = raw  # a bare word is a string
-    changes.update({k: v for k, v in overrides.items() if v is not None})
-    return from_dict(changes, base)
+    return from_dict(explicit_changes(config_file, overrides, sets), TrainConfig(data=default_data()))
 
 
 @click.command("train")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config (e.g. from tune).")
 @config_options
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=f"Any config key: {', '.join(FIELDS)}.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help=f"Any config key (TOML value or a bare word): {', '.join(FIELDS)}.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to create.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory (--epochs N larger than planned extends it).")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train(config_file, sets, out, resume_dir, force, quiet, **overrides) -> None:
     """Train a model with 1cycle (or another schedule) and write a run directory."""
     from superconverge.train import distributed
+    from superconverge.train.run import resume_config
     from superconverge.train.run import train as run_training
 
     if bool(out) == bool(resume_dir):
         raise click.UsageError("give exactly one of --out DIR (new run) or --resume DIR")
-    distributed.setup_from_env()
-    try:
+    if resume_dir:
+        config = resume_config(resume_dir, explicit_changes(config_file, overrides, sets))
+    else:
         config = resolve(config_file, overrides, sets)
-        if resume_dir and overrides.get("model") is None:
-            config = config.replace(model=load_toml(Path(resume_dir) / "config.toml").model) \
-                if (Path(resume_dir) / "config.toml").is_file() else config
-        total = config.epochs
-        summary = run_training(config, out or resume_dir, resume=bool(resume_dir), force=force,
-                               progress=not quiet, on_epoch=None if quiet else _epoch_line(total))
-    except (ValueError, FileNotFoundError) as err:
-        raise click.UsageError(str(err)) from err
-    except RuntimeError as err:  # divergence: the message names the step and LR
-        raise click.ClickException(str(err)) from err
+    distributed.setup_from_env()
+    where = out or resume_dir
+    try:
+        summary = run_training(config, where, resume=bool(resume_dir), force=force, progress=not quiet,
+                               on_epoch=None if quiet else _epoch_line(config.epochs))
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted; continue the run with: superconverge train --resume {where}",
+                       INTERRUPTED) from None
+    except RuntimeError as err:  # divergence, a damaged checkpoint: the message names what to do
+        raise CliError(str(err), FAILURE) from None
     if distributed.rank() == 0:
         acc = summary["test_accuracy"]
         click.echo(f"test accuracy {acc:.4f} after {summary['epochs']} epochs ({summary['steps']} steps, "
                    f"{summary['train_seconds']:.0f} s of training)")
-        click.echo(f"run directory: {out or resume_dir} (summary.json, history.csv, curves.png, schedule.png)")
+        plots = ", curves.png, schedule.png" if config.plots else ""
+        click.echo(f"run directory: {where} (summary.json, history.csv{plots})")
 
 
 def _epoch_line(total: int):
     def show(row: dict[str, float]) -> None:
+        held = f"  val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else ""
         test = f"  test loss {row['test_loss']:.3f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else ""
         click.echo(f"epoch {int(row['epoch']) + 1}/{total}  train loss {row['train_loss']:.3f} "
-                   f"acc {row['train_accuracy']:.4f}{test}  {row['seconds']:.0f} s")
+                   f"acc {row['train_accuracy']:.4f}{held}{test}  {row['seconds']:.0f} s")
 
     return show

@@ -8,7 +8,7 @@ the peak learning rate per optimizer step for the whole batch (loss averaged ove
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import inspect
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -17,7 +17,9 @@ from typing import Any
 
 from superconverge import schedules as S
 from superconverge.schedules.base import Schedule
+from superconverge.validate import check_types, did_you_mean
 
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "nadam")  # the names build_optimizer takes
 SCHEDULES = ("one-cycle", "fastai-one-cycle", "step", "multistep", "cosine", "constant", "trapezoid",
              "sgdr", "plateau", "cyclical")
 
@@ -60,24 +62,38 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 0
     checkpoint_every: int = 0
-    plateau_metric: str = "test_loss"
+    plateau_metric: str = "val_loss"  # what a plateau schedule watches: val_* read the holdout split
+    holdout: int | None = None  # training images held out for val_*; None: 10 % when a plateau schedule needs them
     test_subset: int | None = None  # evaluate on the first N test images (quick runs)
     plots: bool = True  # draw curves.png and schedule.png into the run directory
+    # (step, epochs planned before) of each `train --resume --epochs N` that extended the run
+    extensions: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "accumulate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.max_lr, (int, float)) and self.max_lr > 0):
-            raise ValueError(f"max_lr must be a positive number, got {self.max_lr!r}")
+        check_types(self)
+        object.__setattr__(self, "extensions", tuple(tuple(e) for e in self.extensions))  # TOML gives lists
+        problems = [f"{name} {rule}, got {value!r}" for name, ok, rule, value in _rules(self) if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}{_suggest(self.schedule, SCHEDULES)}; "
+            raise ValueError(f"unknown schedule {self.schedule!r}{did_you_mean(self.schedule, SCHEDULES)}; "
                              f"choices: {', '.join(SCHEDULES)}")
-        if self.loss_reduction not in ("mean", "sum"):
-            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {self.loss_reduction!r}")
-        if self.train_subset is not None and self.train_subset < 1:
-            raise ValueError(f"train_subset must be a positive integer, got {self.train_subset}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)}; "
+                             f"choices: {', '.join(OPTIMIZERS)}")
+        if self.plateau_metric not in PLATEAU_METRICS:
+            raise ValueError(f"plateau_metric must be one of {', '.join(PLATEAU_METRICS)}, got "
+                             f"{self.plateau_metric!r}{did_you_mean(self.plateau_metric, PLATEAU_METRICS)}")
+        valid = schedule_args_for(self.schedule)
+        unknown = sorted(set(self.schedule_args) - set(valid))
+        if unknown:
+            takes = f"it takes only {', '.join(valid)}" if valid else "it takes none; its settings are config keys"
+            raise ValueError(f"unknown schedule_args key {unknown[0]!r} for the {self.schedule} schedule"
+                             f"{did_you_mean(unknown[0], valid)}; {takes}")
+        if self.momentum == 0 and self.cycle_momentum and self.schedule in CYCLE_MOMENTUM:
+            raise ValueError(f"momentum=0 builds the optimizer without momentum, but the {self.schedule} "
+                             f"schedule cycles it between base_momentum and max_momentum; set "
+                             f"cycle_momentum=false to train without momentum, or momentum > 0")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -87,11 +103,65 @@ class TrainConfig:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+PLATEAU_METRICS = ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_loss")
+CYCLE_MOMENTUM = ("one-cycle", "fastai-one-cycle", "cyclical")  # schedules that cycle momentum
 
 
-def _suggest(name: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _rules(c: TrainConfig) -> list[tuple[str, bool, str, Any]]:
+    """(key, holds, rule, value) for every range a value must lie in."""
+    return [
+        ("epochs", c.epochs >= 1, "must be a positive whole number", c.epochs),
+        ("batch_size", c.batch_size >= 1, "must be a positive whole number", c.batch_size),
+        ("accumulate", c.accumulate >= 1, "must be a positive whole number", c.accumulate),
+        ("max_lr", 0 < c.max_lr < math.inf, "must be a positive number", c.max_lr),
+        ("train_subset", c.train_subset is None or c.train_subset >= 1, "must be a positive whole number",
+         c.train_subset),
+        ("test_subset", c.test_subset is None or c.test_subset >= 1, "must be a positive whole number", c.test_subset),
+        ("holdout", c.holdout is None or c.holdout >= 0, "must be a whole number >= 0", c.holdout),
+        ("div_factor", 0 < c.div_factor < math.inf, "must be a positive number", c.div_factor),
+        ("final_div_factor", 0 < c.final_div_factor < math.inf, "must be a positive number", c.final_div_factor),
+        ("anneal", c.anneal in ("cos", "linear"), "must be 'cos' or 'linear'", c.anneal),
+        ("base_momentum", 0 <= c.base_momentum < 1, "must lie in [0, 1)", c.base_momentum),
+        ("max_momentum", 0 <= c.max_momentum < 1, "must lie in [0, 1)", c.max_momentum),
+        ("momentum", 0 <= c.momentum < 1, "must lie in [0, 1) (Adam: beta1)", c.momentum),
+        ("weight_decay", 0 <= c.weight_decay < math.inf, "must be a number >= 0", c.weight_decay),
+        ("warmup_epochs", 0 <= c.warmup_epochs < math.inf, "must be a number >= 0", c.warmup_epochs),
+        ("label_smoothing", 0 <= c.label_smoothing < 1, "must lie in [0, 1)", c.label_smoothing),
+        ("loss_reduction", c.loss_reduction in ("mean", "sum"), "must be 'mean' or 'sum'", c.loss_reduction),
+        ("grad_clip", c.grad_clip is None or 0 < c.grad_clip < math.inf,
+         "must be a positive number (a maximum gradient norm), or left out", c.grad_clip),
+        ("ema_decay", c.ema_decay is None or 0 < c.ema_decay < 1, "must lie in (0, 1), e.g. 0.999, or be left out",
+         c.ema_decay),
+        ("crop_padding", c.crop_padding >= 0, "must be a whole number >= 0", c.crop_padding),
+        ("cutout", c.cutout >= 0, "must be a whole number >= 0", c.cutout),
+        ("precision", c.precision in ("auto", "bf16", "fp16", "fp32"), "must be auto, bf16, fp16 or fp32",
+         c.precision),
+        ("threads", c.threads is None or c.threads >= 1, "must be >= 1", c.threads),
+        ("seed", c.seed >= 0, "must be a whole number >= 0", c.seed),
+        ("extensions", all(a >= 0 for a, _ in c.extensions) and
+         all(x < y for x, y in zip([e for _, e in c.extensions], [e for _, e in c.extensions[1:]] + [c.epochs])),
+         "must list (step, epochs planned before) with growing epochs below epochs", list(c.extensions)),
+        ("checkpoint_every", c.checkpoint_every >= 0, "must be a whole number >= 0 (0: at epoch ends only)",
+         c.checkpoint_every),
+    ]
+
+
+def schedule_args_for(schedule: str) -> tuple[str, ...]:
+    """The ``schedule_args`` keys that ``schedule`` reads (the rest of its settings are config keys)."""
+    def forwarded(factory: Any, taken: set[str]) -> list[str]:
+        return [p for p in inspect.signature(factory).parameters if p not in taken]
+
+    return {
+        "cyclical": ("base_lr", "step_size_up", *forwarded(S.cyclical, {
+            "base_lr", "max_lr", "step_size_up", "cycle_momentum", "base_momentum", "max_momentum"})),
+        "trapezoid": ("warmup_fraction", "decay_fraction", *forwarded(S.trapezoid, {
+            "total_steps", "warmup_steps", "decay_steps", "peak"})),
+        "plateau": tuple(forwarded(S.reduce_on_plateau, {"initial", "warmup_steps"})),
+        "step": ("step_epochs", "gamma"),
+        "multistep": ("milestones", "gamma"),
+        "cosine": ("floor", "floor_ratio"),
+        "sgdr": ("t0_epochs", "t_mult", "eta_min"),
+    }.get(schedule, ())
 
 
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
@@ -99,8 +169,19 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None) -> TrainCon
     unknown = [k for k in data if k not in FIELDS]
     if unknown:
         k = unknown[0]
-        raise ValueError(f"unknown config key {k!r}{_suggest(k, FIELDS)}; known keys: {', '.join(FIELDS)}")
+        raise ValueError(f"unknown config key {k!r}{did_you_mean(k, FIELDS)}; known keys: {', '.join(FIELDS)}")
     return dataclasses.replace(base or TrainConfig(), **data)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The keys a config file sets (not yet checked: :func:`from_dict` does that)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from err
 
 
 def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
@@ -108,14 +189,7 @@ def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
 
     Keys the file does not set come from ``base`` (default: :class:`TrainConfig`'s defaults).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path} is not valid TOML: {err}") from err
-    return from_dict(data, base)
+    return from_dict(read_toml(path), base)
 
 
 def to_toml(config: TrainConfig, comment: str = "") -> str:
@@ -148,7 +222,7 @@ def _toml_value(value: Any) -> str:
 def build_policy(config: TrainConfig, steps_per_epoch: int) -> dict[str, Schedule | S.ReduceOnPlateau]:
     """The schedules a config asks for, over ``epochs * steps_per_epoch`` optimizer steps."""
     c, args = config, dict(config.schedule_args)
-    total = c.epochs * steps_per_epoch
+    total = (c.extensions[0][1] if c.extensions else c.epochs) * steps_per_epoch  # as first planned
     warm = round(c.warmup_epochs * steps_per_epoch)
     policy: dict[str, Schedule | S.ReduceOnPlateau]
     if c.schedule == "one-cycle":
@@ -160,6 +234,8 @@ def build_policy(config: TrainConfig, steps_per_epoch: int) -> dict[str, Schedul
         policy = dict(S.fastai_one_cycle(total, c.max_lr, pct_start=c.pct_start, div=c.div_factor,
                                          div_final=c.final_div_factor,
                                          moms=(c.max_momentum, c.base_momentum, c.max_momentum)))
+        if not c.cycle_momentum:
+            del policy["momentum"]
     elif c.schedule == "cyclical":
         policy = dict(S.cyclical(args.pop("base_lr", c.max_lr / c.div_factor), c.max_lr,
                                  args.pop("step_size_up", max(1, total // 2)),
@@ -170,6 +246,8 @@ def build_policy(config: TrainConfig, steps_per_epoch: int) -> dict[str, Schedul
         d = args.pop("decay_fraction", 0.2)
         policy = {"lr": S.trapezoid(total, round(w * total), round(d * total), peak=c.max_lr, **args)}
     elif c.schedule == "plateau":
+        # an accuracy improves upwards: cutting the LR while it rises is the classic misuse
+        args.setdefault("mode", "max" if c.plateau_metric.endswith("accuracy") else "min")
         policy = {"lr": S.reduce_on_plateau(c.max_lr, warmup_steps=warm, **args)}
         warm = 0
     else:
@@ -182,8 +260,12 @@ def build_policy(config: TrainConfig, steps_per_epoch: int) -> dict[str, Schedul
     if warm:
         raise ValueError(f"warmup_epochs applies to step, multistep, cosine, constant, sgdr and plateau, "
                          f"not to {c.schedule}, which has its own warmup")
-    if "momentum" not in policy and c.optimizer in ("sgd", "nesterov"):
+    if "momentum" not in policy and c.optimizer in ("sgd", "nesterov") and c.momentum > 0:
         policy["momentum"] = S.constant(c.momentum)
+    ends = [epochs for _, epochs in c.extensions[1:]] + [c.epochs]
+    for (at, _), end in zip(c.extensions, ends):  # each extension re-plans what was left of the curves
+        policy = {k: S.extend(v, at, end * steps_per_epoch) if isinstance(v, Schedule) and v.total_steps is not None
+                  else v for k, v in policy.items()}
     return policy
 
 

@@ -10,8 +10,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from superconverge.train.recipe import OPTIMIZERS
+
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
-OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "nadam")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -83,9 +84,16 @@ def build_optimizer(
     lr: float,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
+    beta2: float = 0.999,
 ) -> torch.optim.Optimizer:
-    """SGD (momentum), Nesterov SGD, Adam, AdamW or NAdam by name."""
+    """SGD (momentum), Nesterov SGD, Adam, AdamW or NAdam by name.
+
+    ``momentum`` is SGD's momentum and the Adam family's ``beta1`` (``betas = (momentum, beta2)``),
+    the key a momentum schedule drives in each.
+
+    >>> build_optimizer("adamw", [torch.nn.Parameter(torch.zeros(1))], lr=1e-3, momentum=0.85).defaults["betas"]
+    (0.85, 0.999)
+    """
     key = name.lower()
     if key not in OPTIMIZERS:
         close = difflib.get_close_matches(key, OPTIMIZERS, n=1)
@@ -95,4 +103,4 @@ def build_optimizer(
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                nesterov=key == "nesterov")
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "nadam": torch.optim.NAdam}[key]
-    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    return cls(params, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay)
