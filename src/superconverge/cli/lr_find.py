@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from superconverge.cli.errors import CliError
+from superconverge.cli.options import plot_target
 
 
 def parse_floats(text: str, name: str) -> list[float]:
@@ -15,9 +17,9 @@ def parse_floats(text: str, name: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
-        raise click.UsageError(f"{name} must be a number or a comma list of numbers, got {text!r}") from err
+        raise CliError(f"{name} must be a number or a comma list of numbers, got {text!r}") from err
     if not values:
-        raise click.UsageError(f"{name} needs at least one value")
+        raise CliError(f"{name} needs at least one value")
     return values
 
 
@@ -59,20 +61,17 @@ def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_si
     from superconverge.train.recipe import TrainConfig
 
     wds = parse_floats(weight_decay, "--weight-decay")
-    try:
-        data = data or default_data()
-        config = TrainConfig(model=model, data=data, train_subset=train_subset, batch_size=batch_size,
-                             optimizer=optimizer, momentum=momentum, weight_decay=wds[0], accumulate=accumulate,
-                             seed=seed, threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            found = lr_find_config(config, weight_decays=wds, steps=steps, start_lr=start_lr, end_lr=end_lr,
-                                   mode=mode)
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from err
+    plot = plot_target(plot, "--plot")  # a bad extension fails now, not after the sweep
+    data = data or default_data()
+    config = TrainConfig(model=model, data=data, train_subset=train_subset, batch_size=batch_size,
+                         optimizer=optimizer, momentum=momentum, weight_decay=wds[0], accumulate=accumulate,
+                         seed=seed, threads=threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = lr_find_config(config, weight_decays=wds, steps=steps, start_lr=start_lr, end_lr=end_lr, mode=mode)
     echo_warnings(caught)
     if plot:
-        found.plot(plot)
+        plot = found.plot(plot)
     if as_json:
         out = found.to_dict()
         out["config"] = {"model": model, "data": data, "train_subset": train_subset, "batch_size": batch_size,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from superconverge.cli.errors import INTERRUPTED, CliError
+
 
 def fresh_dir(base: Path) -> Path:
     """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist yet."""
@@ -35,16 +37,12 @@ def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int 
 
     config = TrainConfig(model=model, data="sample", epochs=epochs, batch_size=batch_size, threads=threads)
     target = fresh_dir(Path(out))
-    try:
-        data = run.load_data("sample")
-        click.echo(f"data: shipped CIFAR-10 sample, {len(data.train_labels)} train / "
-                   f"{len(data.test_labels)} test images")
-        with warnings.catch_warnings():  # 100 steps is 2.5 epochs of the sample: cycling is intended
-            warnings.simplefilter("ignore", DataCycledWarning)
-            # tune's sweep: the run's model, data and optimizer at 1cycle's momentum at the peak LR
-            found = lr_find_config(config, momentum=config.base_momentum, data=data, steps=100)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    data = run.load_data("sample")
+    click.echo(f"data: shipped CIFAR-10 sample, {len(data.train_labels)} train / {len(data.test_labels)} test images")
+    with warnings.catch_warnings():  # 100 steps is 2.5 epochs of the sample: cycling is intended
+        warnings.simplefilter("ignore", DataCycledWarning)
+        # tune's sweep: the run's model, data and optimizer at 1cycle's momentum at the peak LR
+        found = lr_find_config(config, momentum=config.base_momentum, data=data, steps=100)
     click.echo(f"LR range test ({found.steps} steps, {found.seconds:.0f} s): suggested peak LR "
                f"{found.suggestion:.3g} (band {found.band[0]:.3g} to {found.band[1]:.3g})")
     if not found.reliable:
@@ -55,7 +53,11 @@ def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int 
     show = None if quiet else (lambda row: click.echo(
         f"  epoch {int(row['epoch']) + 1}/{epochs}: test accuracy {row['test_accuracy']:.4f}  "
         f"({row['seconds']:.0f} s)"))
-    summary = run.train(config, target, progress=not quiet, on_epoch=show)
+    try:
+        summary = run.train(config, target, progress=not quiet, on_epoch=show)
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted; continue the run with: superconverge train --resume {target}",
+                       INTERRUPTED) from None
     found.plot(target / "lr_find.png")
     (target / "lr_find.json").write_text(json.dumps(found.to_dict(), indent=2) + "\n")
     click.echo(f"final test accuracy: {summary['test_accuracy']:.4f} "

@@ -6,11 +6,14 @@ import functools
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from superconverge import schedules as S
+from superconverge.cli.errors import ErrorReportingGroup
+from superconverge.cli.options import plot_target
 from superconverge.schedules.lint import lint, optimizer_steps
 
 Policy = dict[str, S.Schedule]
@@ -27,7 +30,7 @@ PRESETS = {
 }
 
 
-@click.group("schedule", invoke_without_command=True)
+@click.group("schedule", cls=ErrorReportingGroup, invoke_without_command=True)
 @click.option("--list", "list_", is_flag=True, help="List every schedule and preset.")
 @click.pass_context
 def schedule(ctx: click.Context, list_: bool) -> None:
@@ -53,16 +56,14 @@ def preview(name: str, warmup: bool = True) -> Callable[[Callable[..., Policy]],
                     accumulate: int, as_json: bool, plot: str | None, warmup_steps: int = 0,
                     warmup_shape: str = "linear", **options: Any) -> None:
             total, run = _horizon(total_steps, epochs, steps_per_epoch, accumulate)
-            try:
-                if warmup_steps:
-                    if total is not None and warmup_steps >= total:
-                        raise ValueError(f"--warmup-steps {warmup_steps} leaves no steps of a {total}-step run")
-                    inner = build(None if total is None else total - warmup_steps, **options)
-                    policy = dict(inner, lr=S.warmup(inner["lr"], warmup_steps, shape=warmup_shape))
-                else:
-                    policy = build(total, **options)
-            except ValueError as err:
-                raise click.UsageError(str(err)) from err
+            plot = plot_target(plot, "--plot")
+            if warmup_steps:  # the library's ValueErrors become one-line errors naming the flags
+                if total is not None and warmup_steps >= total:
+                    raise ValueError(f"--warmup-steps {warmup_steps} leaves no steps of a {total}-step run")
+                inner = build(None if total is None else total - warmup_steps, **options)
+                policy = dict(inner, lr=S.warmup(inner["lr"], warmup_steps, shape=warmup_shape))
+            else:
+                policy = build(total, **options)
             _emit(name, policy, total, run, as_json, plot)
 
         options = [
@@ -94,14 +95,11 @@ def _horizon(total: int | None, epochs: int | None, spe: int | None, acc: int) -
         raise click.UsageError(f"--total-steps must be a positive integer, got {total}")
     run = None
     if epochs is not None and spe is not None:
-        try:
-            run = optimizer_steps(epochs, spe, acc)
-        except ValueError as err:
-            raise click.UsageError(str(err)) from err
+        run = optimizer_steps(epochs, spe, acc)
     return (total if total is not None else run), run
 
 
-def _emit(name: str, policy: Policy, total: int | None, run: int | None, as_json: bool, plot: str | None) -> None:
+def _emit(name: str, policy: Policy, total: int | None, run: int | None, as_json: bool, plot: Path | None) -> None:
     n = total if total is not None else _length(policy)
     if n is None:
         raise click.UsageError(f"{name} is unbounded: give --total-steps (or --epochs and --steps-per-epoch)")
@@ -111,7 +109,7 @@ def _emit(name: str, policy: Policy, total: int | None, run: int | None, as_json
     if plot:
         from superconverge.report.plots import plot_curves
 
-        plot_curves(values, plot, title=f"{name}, {n} steps", log_keys=())
+        plot = plot_curves(values, plot, title=f"{name}, {n} steps", log_keys=())
     if as_json:
         click.echo(json.dumps(values))
         return

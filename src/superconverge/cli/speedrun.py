@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from superconverge.cli.errors import CliError
+from superconverge.cli.options import parse_sets
+
 
 @click.command("speedrun")
 @click.option("--data", default=None,
@@ -28,7 +31,7 @@ import click
 @click.option("--threads", type=int, default=None, help="CPU threads (default: torch's choice).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Change one recipe value (TOML syntax), e.g. --set 'widths=[64,192,192]'.")
+              help="Change one recipe value (a TOML value or a bare word), e.g. --set 'widths=[64,192,192]'.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON result here.")
 @click.option("--save-model", type=click.Path(dir_okay=False), default=None,
               help="Also save the trained network here (after the clock stops; "
@@ -44,31 +47,23 @@ def speedrun_cmd(data: str | None, recipe_name: str, target: float, seed: int, e
     evaluation (plain, mirrored and, where the recipe asks, shifted views) is done;
     see docs/SPEEDRUN.md.
     """
-    import tomllib
-
     from superconverge.speedrun import holdout_split, load_recipe, speedrun
     from superconverge.speedrun.run import with_overrides
     from superconverge.train.cifar import load_cifar10
     from superconverge.train.run import load_data
+    from superconverge.train.runtime import pick_device
 
-    try:
-        recipe = load_recipe(recipe_name)
-        changes = {}
-        for item in sets:
-            if "=" not in item:
-                raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-            changes.update(tomllib.loads(item))
-        if epochs is not None and changes.get("epochs", epochs) != epochs:
-            raise ValueError(f"--epochs {epochs} and --set epochs={changes['epochs']} disagree: give one of them")
-        recipe = with_overrides(recipe, **{"epochs": epochs, **changes})
-    except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
-        raise click.UsageError(str(err)) from None
+    recipe = load_recipe(recipe_name)
+    changes = parse_sets(sets)
+    if epochs is not None and changes.get("epochs", epochs) != epochs:
+        raise CliError(f"--epochs {epochs} and --set epochs={changes['epochs']} disagree: give one of them")
+    recipe = with_overrides(recipe, **{"epochs": epochs, **changes})
+    if threads is not None and threads < 1:
+        raise CliError(f"--threads must be >= 1, got {threads}")
+    pick_device(device)  # checked before the data set is read, which takes a while
     cifar = load_data(data) if data is not None else load_cifar10(None)
     if holdout:
-        try:
-            cifar = holdout_split(cifar, holdout)
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
+        cifar = holdout_split(cifar, holdout)
 
     def show(row: dict) -> None:
         if not as_json:

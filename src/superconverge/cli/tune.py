@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from superconverge.cli.errors import CliError
 from superconverge.cli.lr_find import echo_warnings, parse_floats
 
 
@@ -43,19 +44,18 @@ def tune_cmd(model: str, data: str | None, out: Path, plots: Path | None, epochs
     from superconverge.train.recipe import TrainConfig, to_toml
 
     if out.exists() and not force:
-        raise click.UsageError(f"{out} exists; choose another --out or pass --force")
+        raise CliError(f"--out {out} exists; choose another --out or pass --force")
     wds = parse_floats(weight_decays, "--weight-decays")
     budget = None if memory_budget is None else int(memory_budget * 2**30)
-    try:
-        data = data or default_data()
-        config = TrainConfig(model=model, data=data, train_subset=train_subset, epochs=epochs, optimizer=optimizer,
-                             seed=seed, threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            tuned = tune(config, weight_decays=wds, batch_size=batch_size, max_batch=max_batch,
-                         memory_budget_bytes=budget, steps=steps, start_lr=start_lr, end_lr=end_lr)
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from err
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise CliError(f"--plots {plots} is a file; give a folder for the plots")
+    data = data or default_data()
+    config = TrainConfig(model=model, data=data, train_subset=train_subset, epochs=epochs, optimizer=optimizer,
+                         seed=seed, threads=threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuned = tune(config, weight_decays=wds, batch_size=batch_size, max_batch=max_batch,
+                     memory_budget_bytes=budget, steps=steps, start_lr=start_lr, end_lr=end_lr)
     echo_warnings(caught)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_toml(tuned.config, tuned.comment))

@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from superconverge.validate import check_types
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -80,6 +82,7 @@ class Recipe:
     flush_denormal: bool = False  # CPU: treat denormal floats as zero (FTZ/DAZ), restored afterwards
 
     def __post_init__(self) -> None:
+        check_types(self)
         problems = []
         if len(self.convs) != 3 or any(not 1 <= n <= 8 for n in self.convs):
             problems.append(f"convs must be 3 counts of 3x3 convs per block, each 1-8, got {list(self.convs)}")
@@ -153,9 +156,9 @@ def from_dict(values: dict[str, Any]) -> Recipe:
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(f"unknown recipe key(s): {', '.join(hints)}; known keys: {', '.join(FIELDS)}")
     values = dict(values)
-    for key in ("widths", "convs"):
-        if key in values:
-            values[key] = tuple(int(w) for w in values[key])
+    for key in ("widths", "convs"):  # TOML lists -> the tuples the recipe compares and hashes by
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
     return Recipe(**values)
 
 
