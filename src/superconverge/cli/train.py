@@ -40,9 +40,13 @@ def config_options(f: Any) -> Any:
 def explicit_changes(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
     """The keys the user set: the config file's, then ``--set KEY=VALUE``, then flags (later wins)."""
     changes = dict(read_toml(config_file)) if config_file else {}
-    changes.update(parse_sets(sets))
-    changes.update({k: v for k, v in overrides.items() if v is not None})
-    return changes
+    sets_ = parse_sets(sets)
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    for key in sets_.keys() & flags.keys():
+        if sets_[key] != flags[key]:
+            flag = "--" + key.replace("_", "-")
+            raise CliError(f"{flag} {flags[key]} and --set {key}={sets_[key]} disagree: give one of them")
+    return changes | sets_ | flags
 
 
 def resolve(config_file: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> TrainConfig:

@@ -47,8 +47,6 @@ def tune_cmd(model: str, data: str | None, out: Path, plots: Path | None, epochs
         raise CliError(f"--out {out} exists; choose another --out or pass --force")
     wds = parse_floats(weight_decays, "--weight-decays")
     budget = None if memory_budget is None else int(memory_budget * 2**30)
-    if plots is not None and plots.exists() and not plots.is_dir():
-        raise CliError(f"--plots {plots} is a file; give a folder for the plots")
     data = data or default_data()
     config = TrainConfig(model=model, data=data, train_subset=train_subset, epochs=epochs, optimizer=optimizer,
                          seed=seed, threads=threads)
