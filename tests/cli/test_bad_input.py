@@ -166,6 +166,11 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, args, s
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory, no half-made file
 
 
+def test_lr_find_without_momentum_is_not_refused(tmp_path):
+    result = CliRunner().invoke(main, [*LR_FIND, "--momentum", "0", "--json"])
+    assert result.exit_code == 0, result.output
+
+
 def test_the_catalogue_is_long_enough():
     assert len(CASES) >= 60
 

@@ -63,9 +63,10 @@ def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_si
     wds = parse_floats(weight_decay, "--weight-decay")
     plot = plot_target(plot, "--plot")  # a bad extension fails now, not after the sweep
     data = data or default_data()
+    # the sweep holds momentum constant (schedule "constant"), so momentum 0 is a plain SGD sweep
     config = TrainConfig(model=model, data=data, train_subset=train_subset, batch_size=batch_size,
-                         optimizer=optimizer, momentum=momentum, weight_decay=wds[0], accumulate=accumulate,
-                         seed=seed, threads=threads)
+                         optimizer=optimizer, schedule="constant", momentum=momentum, weight_decay=wds[0],
+                         accumulate=accumulate, seed=seed, threads=threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         found = lr_find_config(config, weight_decays=wds, steps=steps, start_lr=start_lr, end_lr=end_lr, mode=mode)
