@@ -16,7 +16,7 @@ from superconverge.optim import Scheduler
 from superconverge.schedules import constant, join, one_cycle
 from superconverge.train import checkpoint as ckpt
 from superconverge.train.feed import ArrayFeed, LoaderFeed
-from superconverge.train.loop import (DivergedError, FitOptions, _Position, _restore, _save, _step,
+from superconverge.train.loop import (DivergedError, FitOptions, _guard, _Position, _restore, _save, _step,
                                       cross_entropy, evaluate, fit, steps_per_epoch)
 from superconverge.train.records import History
 
@@ -74,6 +74,47 @@ def test_divergence_stops_with_step_and_lr_and_keeps_the_last_good_checkpoint(tm
     saved = ckpt.load(tmp_path / "checkpoint.pt")
     assert saved["position"]["epoch"] == 1 and saved["position"]["step"] == per_epoch
     assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def stops_at(losses: list[float], factor: float = 10.0) -> int | None:
+    """The step at which the divergence guard stops a run with these losses, or None."""
+    pos = _Position()
+    for loss in losses:
+        try:
+            _guard(loss, pos, factor, 0.1, None)
+        except DivergedError:
+            return pos.step
+        pos.step += 1
+    return None
+
+
+def test_the_guard_stops_a_loss_that_explodes_in_the_first_steps():
+    assert stops_at([2.3, 2.2, 2.1, 1e6, 1e6]) == 3
+    assert stops_at([2.3, 44.0]) == 1  # the mean of the first two is 10x the first
+    assert stops_at([2.3, 40.0]) is None
+    # a high learning rate from the first step (Adam, lr 0.3): noisy, up to 4x the first loss, then it learns
+    noisy = [2.43, 9.68, 3.58, 10.0, 2.38, 1.83, 4e-8, 0.719, 0.0512, 0.0, 3.7e-9, 0.0, 0.2, 0.01]
+    assert stops_at(noisy) is None
+    assert stops_at([2.3] * 5 + [0.1] * 30 + [20.0] * 20) == 39  # later, against the best smoothed loss
+
+
+def test_a_huge_learning_rate_stops_within_the_first_ten_steps(tmp_path):
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=10.0, momentum=0.9)
+    message = r"the loss exploded to \S+ \(first step's loss 2\.4\d\) at step [1-9] \(epoch 0, lr 10\).*last good"
+    with pytest.raises(DivergedError, match=message):  # a guard that waited for step 10 saw a loss of 1e13
+        fit(model, opt, {"lr": constant(10.0)}, ArrayFeed(*blobs(), 32, seed=1), epochs=2, options=OPTS,
+            run_dir=tmp_path)
+    assert ckpt.load(tmp_path / "checkpoint.pt")["position"]["step"] == 0
+
+
+def test_a_high_learning_rate_from_the_first_step_trains_without_tripping_the_guard():
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=0.3)
+    history = fit(model, opt, {"lr": constant(0.3)}, ArrayFeed(*blobs(), 32, seed=1), epochs=3, options=OPTS)
+    first = [row["loss"] for row in history.steps[:10]]
+    assert max(first) > 3 * first[0]  # the noisy start the guard must ride out
+    assert history.epochs[-1]["train_accuracy"] > 0.95
 
 
 class Killed(Exception):

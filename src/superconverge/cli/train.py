@@ -89,7 +89,7 @@ def train(config_file, sets, out, resume_dir, force, quiet, **overrides) -> None
     except KeyboardInterrupt:
         raise CliError(f"interrupted; continue the run with: superconverge train --resume {where}",
                        INTERRUPTED) from None
-    except RuntimeError as err:  # divergence, a damaged checkpoint: the message names what to do
+    except RuntimeError as err:  # divergence or a damaged checkpoint: the message names what to do
         raise CliError(str(err), FAILURE) from None
     if distributed.rank() == 0:
         acc = summary["test_accuracy"]

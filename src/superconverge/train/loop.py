@@ -51,7 +51,7 @@ class FitOptions:
     ema_decay: float | None = None  # evaluate an exponential moving average of the weights
     divergence_factor: float = 10.0  # stop when the smoothed loss exceeds this x its best
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at epoch ends only)
-    plateau_metric: Literal["test_loss", "test_accuracy", "train_loss"] = "test_loss"
+    plateau_metric: Literal["val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_loss"] = "val_loss"
     progress: bool = True
 
 
@@ -96,13 +96,15 @@ def fit(
     *,
     epochs: int,
     test: Feed | None = None,
+    val: Feed | None = None,
     loss_fn: LossFn | None = None,
     options: FitOptions = FitOptions(),
     run_dir: str | Path | None = None,
     resume: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> History:
-    """Train ``model`` for ``epochs`` over ``train``, evaluating on ``test`` after each epoch.
+    """Train ``model`` for ``epochs`` over ``train``, evaluating on ``test`` (and a held-out
+    ``val`` split, recorded as ``val_loss`` / ``val_accuracy``) after each epoch.
 
     With ``run_dir`` a checkpoint is written atomically before the first step, at every
     epoch end (and every ``options.checkpoint_every`` steps); ``resume=True`` continues
@@ -117,6 +119,11 @@ def fit(
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     sched = policy if isinstance(policy, Scheduler) else Scheduler(optimizer, policy)
+    watched = {"val": val, "test": test}.get(options.plateau_metric.split("_")[0], train)
+    if sched.metric_driven and watched is None:
+        raise ValueError(f"the plateau schedule watches {options.plateau_metric}, which this fit does not "
+                         f"measure: pass {options.plateau_metric.split('_')[0]}=<a held-out feed> to fit(), or "
+                         "set FitOptions(plateau_metric=...) to a metric it measures")
     loss_fn = loss_fn or cross_entropy(options.label_smoothing, options.loss_reduction)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay), use_buffers=True) \
         if options.ema_decay else None
@@ -176,10 +183,11 @@ def fit(
                 _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
         train_loss, train_correct, seen = dist.all_sum(torch.tensor(sums, dtype=torch.float64)).tolist()
         row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
-        if test is not None:
-            test_loss, test_acc = evaluate(ema.module if ema else model, test, loss_fn, device=device,
-                                           precision=precision, channels_last=options.channels_last)
-            row.update(test_loss=test_loss, test_accuracy=test_acc)
+        for name, feed in (("val", val), ("test", test)):
+            if feed is not None:
+                loss, acc = evaluate(ema.module if ema else model, feed, loss_fn, device=device,
+                                     precision=precision, channels_last=options.channels_last)
+                row.update({f"{name}_loss": loss, f"{name}_accuracy": acc})
         row["seconds"] = time.perf_counter() - started
         history.epochs.append(row)
         if on_epoch is not None and dist.rank() == 0:
@@ -245,16 +253,26 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.
 
 
 def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | None) -> None:
-    """Stop on a non-finite or exploding loss, naming the step and learning rate."""
+    """Stop on a non-finite or exploding loss, naming the step and learning rate.
+
+    Exploding: the smoothed loss (a debiased moving average) exceeds ``factor`` x a reference,
+    checked from the second step on. For the first ten steps the reference is the first step's
+    loss, taken before any step: the average of a few noisy early losses can dip far below it,
+    and a loss well above it is worse than not training at all. From then on it is the best
+    smoothed loss.
+    """
     if not math.isfinite(loss):
         raise DivergedError(f"the loss is {loss} at step {pos.step} (epoch {pos.epoch}, lr {lr:.4g}): "
                             f"training diverged; lower the learning rate.{_kept(path)}")
     pos.smooth = 0.98 * pos.smooth + 0.02 * loss
     smooth = pos.smooth / (1 - 0.98 ** (pos.step + 1))
-    if pos.step >= 10 and smooth > factor * pos.best_loss:
-        raise DivergedError(f"the loss exploded to {smooth:.4g} (best {pos.best_loss:.4g}) at step {pos.step} "
-                            f"(epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{_kept(path)}")
-    pos.best_loss = min(pos.best_loss, smooth)
+    settling = 10  # steps before the smoothed loss averages enough batches to set the reference
+    if smooth > factor * pos.best_loss:  # best_loss is inf before the first step
+        reference = "first step's loss" if pos.step < settling else "best"
+        raise DivergedError(f"the loss exploded to {smooth:.4g} ({reference} {pos.best_loss:.4g}) at step "
+                            f"{pos.step} (epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{_kept(path)}")
+    if pos.step == 0 or pos.step >= settling:
+        pos.best_loss = min(pos.best_loss, smooth)
 
 
 def _kept(path: Path | None) -> str:
@@ -273,7 +291,11 @@ def _progress(batches: Any, total: int, pos: _Position, enabled: bool) -> Any:
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,
           ema: AveragedModel | None, scaler: torch.amp.GradScaler | None, pos: _Position, history: History,
           started: float) -> None:
-    """Checkpoint the run; weights that are not finite raise instead, keeping the last good checkpoint."""
+    """Checkpoint the run; weights that are not finite raise instead, keeping the last good checkpoint.
+
+    The checkpoint replaced is kept as the previous one, except by a run's first save (no steps
+    yet), which removes a previous checkpoint some earlier run left there.
+    """
     bad = next((k for k, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None and not history.steps:  # checked on every rank, so that all of them stop
         raise ValueError(f"the initial weights ({bad}) are not finite, before any step: the model or its "
@@ -293,7 +315,7 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sched:
         "position": {**vars(pos), "seconds": time.perf_counter() - started},
         "history": {"steps": history.steps, "epochs": history.epochs},
         "rng": ckpt.rng_state(),
-    })
+    }, keep_previous=bool(history.steps))
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, sched: Scheduler,

@@ -31,7 +31,8 @@ from superconverge.train.recipe import FIELDS, TrainConfig, build_policy, from_d
 from superconverge.train.runtime import build_optimizer, pick_device, resolve_precision, threads
 
 CONFIG = "config.toml"
-RUN_FILES = (CONFIG, CHECKPOINT, HISTORY, STEPS, "summary.json", "curves.png", "schedule.png")
+RUN_FILES = (CONFIG, CHECKPOINT, ckpt.previous(CHECKPOINT).name, HISTORY, STEPS, "summary.json", "curves.png",
+             "schedule.png")
 MACHINE_KEYS = ("threads", "device")  # how a run computes, not what it is: a resume may change them
 
 
