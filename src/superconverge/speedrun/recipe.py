@@ -82,7 +82,10 @@ class Recipe:
     flush_denormal: bool = False  # CPU: treat denormal floats as zero (FTZ/DAZ), restored afterwards
 
     def __post_init__(self) -> None:
-        check_types(self)
+        try:
+            check_types(self)
+        except ValueError as err:
+            raise ValueError(f"recipe {self.name!r}: {err}") from None
         problems = []
         if len(self.convs) != 3 or any(not 1 <= n <= 8 for n in self.convs):
             problems.append(f"convs must be 3 counts of 3x3 convs per block, each 1-8, got {list(self.convs)}")
