@@ -153,7 +153,7 @@ def test_no_arms_is_an_error():
 
 
 def test_bad_values_and_duplicate_runs_are_errors():
-    with pytest.raises(SpecError, match="arm 'a'.*epochs must be a positive integer"):
+    with pytest.raises(SpecError, match="arm 'a'.*epochs must be a positive whole number"):
         expand(resolve(minimal(arms=[{"name": "a", "epochs": 0}, {"name": "b"}]), "smoke"))
     with pytest.raises(SpecError, match="compute the same thing"):
         expand(resolve(minimal(arms=[{"name": "a"}, {"name": "b"}]), "smoke"))

@@ -90,8 +90,9 @@ def stops_at(losses: list[float], factor: float = 10.0) -> int | None:
 
 def test_the_guard_stops_a_loss_that_explodes_in_the_first_steps():
     assert stops_at([2.3, 2.2, 2.1, 1e6, 1e6]) == 3
-    assert stops_at([2.3, 44.0]) == 1  # the mean of the first two is 10x the first
-    assert stops_at([2.3, 40.0]) is None
+    assert stops_at([2.3, 470.0]) == 1  # the mean of the first two is 100x the first
+    assert stops_at([2.3, 440.0]) is None
+    assert stops_at([2.38, 30.0, 60.0, 40.0, 20.0, 8.0, 4.0, 2.5, 2.2, 2.0, 1.9]) is None  # a spike that recovers
     # a high learning rate from the first step (Adam, lr 0.3): noisy, up to 4x the first loss, then it learns
     noisy = [2.43, 9.68, 3.58, 10.0, 2.38, 1.83, 4e-8, 0.719, 0.0512, 0.0, 3.7e-9, 0.0, 0.2, 0.01]
     assert stops_at(noisy) is None

@@ -138,7 +138,9 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "superconverge", "train", "--model", "tiny", "--data", "sample",
                              "--epochs", "50", "--batch-size", "50", "--max-lr", "0.05", "--threads", "1", "--quiet",
                              "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+                            env=os.environ.copy(),
+                            # a shell's background job ignores SIGINT, and a child would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (run / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.1)

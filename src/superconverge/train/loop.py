@@ -257,9 +257,9 @@ def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | N
 
     Exploding: the smoothed loss (a debiased moving average) exceeds ``factor`` x a reference,
     checked from the second step on. For the first ten steps the reference is the first step's
-    loss, taken before any step: the average of a few noisy early losses can dip far below it,
-    and a loss well above it is worse than not training at all. From then on it is the best
-    smoothed loss.
+    loss, taken before any step (the average of a few noisy early losses can dip far below it),
+    and the limit is ``factor**2`` x it: a brief spike at a high starting LR often recovers. From
+    then on it is ``factor`` x the best smoothed loss.
     """
     if not math.isfinite(loss):
         raise DivergedError(f"the loss is {loss} at step {pos.step} (epoch {pos.epoch}, lr {lr:.4g}): "
@@ -267,7 +267,9 @@ def _guard(loss: float, pos: _Position, factor: float, lr: float, path: Path | N
     pos.smooth = 0.98 * pos.smooth + 0.02 * loss
     smooth = pos.smooth / (1 - 0.98 ** (pos.step + 1))
     settling = 10  # steps before the smoothed loss averages enough batches to set the reference
-    if smooth > factor * pos.best_loss:  # best_loss is inf before the first step
+    # early on a transient spike (10-20x the first loss at a high starting LR) often recovers; 100x does not
+    limit = (factor if pos.step >= settling else factor**2) * pos.best_loss  # best_loss: inf before step 0
+    if smooth > limit:
         reference = "first step's loss" if pos.step < settling else "best"
         raise DivergedError(f"the loss exploded to {smooth:.4g} ({reference} {pos.best_loss:.4g}) at step "
                             f"{pos.step} (epoch {pos.epoch}, lr {lr:.4g}); lower the learning rate.{_kept(path)}")
