@@ -146,7 +146,7 @@ def fill(args: list[str], tmp: Path) -> list[str]:
     return [str(names.get(a, a)).replace("OUT", str(tmp / "out")) for a in args]
 
 
-def error_line(output: str, expected: str) -> str:
+def error_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1, output
     return lines[0]
@@ -161,9 +161,20 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, args, s
     assert isinstance(result.exception, SystemExit), f"{type(result.exception).__name__}: {result.exception}"
     assert result.exit_code == status, result.output
     assert "Traceback" not in result.output
-    line = error_line(result.output, words)
+    line = error_line(result.output)
     assert words.replace("OUT", str(tmp_path / "out")) in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory, no half-made file
+
+
+@pytest.mark.parametrize("args", [["speedrun", "--quiet", "--epochs", "2"], TRAIN])
+def test_a_bad_superconverge_data_is_one_line_naming_the_variable(tmp_path, monkeypatch, args):
+    monkeypatch.setenv("SUPERCONVERGE_DATA", str(tmp_path / "no-such"))
+    args = [a for a in fill(args, tmp_path) if a not in ("--data", "sample")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    line = error_line(result.output)
+    assert "no-such does not exist" in line and "SUPERCONVERGE_DATA" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_lr_find_without_momentum_is_not_refused(tmp_path):
