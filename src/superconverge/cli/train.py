@@ -8,7 +8,7 @@ import click
 
 from superconverge.cli.errors import FAILURE, INTERRUPTED, CliError
 from superconverge.cli.options import parse_sets
-from superconverge.train.recipe import FIELDS, SCHEDULES, TrainConfig, from_dict, read_toml
+from superconverge.train.recipe import FIELDS, OPTIMIZERS, SCHEDULES, TrainConfig, from_dict, read_toml
 
 # flag -> config key, for the settings people change most; --set covers every other key.
 FLAGS: list[tuple[str, str, type, str]] = [
@@ -17,7 +17,7 @@ FLAGS: list[tuple[str, str, type, str]] = [
      "default: $SUPERCONVERGE_DATA if set, else 'sample'."),
     ("--epochs", "epochs", int, "Epochs to train."),
     ("--batch-size", "batch_size", int, "Examples per batch."),
-    ("--optimizer", "optimizer", str, "sgd, nesterov, adam, adamw or nadam."),
+    ("--optimizer", "optimizer", str, f"One of: {', '.join(OPTIMIZERS)} (the last four: the lrfree extra)."),
     ("--schedule", "schedule", str, f"One of: {', '.join(SCHEDULES)}."),
     ("--max-lr", "max_lr", float, "Peak learning rate of the 1cycle (initial LR for decays)."),
     ("--pct-start", "pct_start", float, "Fraction of the run spent warming up (1cycle)."),

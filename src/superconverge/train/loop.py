@@ -9,6 +9,7 @@ history).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from superconverge.optim import Scheduler
 from superconverge.schedules import Schedule
@@ -27,7 +28,7 @@ from superconverge.train import checkpoint as ckpt
 from superconverge.train import distributed as dist
 from superconverge.train.feed import Feed
 from superconverge.train.records import History, write_records
-from superconverge.train.runtime import Precision, autocast, pick_device, resolve_precision
+from superconverge.train.runtime import Precision, autocast, is_schedule_free, pick_device, resolve_precision
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
@@ -112,6 +113,13 @@ def fit(
     Raises :class:`DivergedError` naming the step and LR when the loss blows up, or when a
     checkpoint would hold weights that are not finite; the last good checkpoint stays.
     ``on_epoch`` receives each epoch's record (for logging).
+
+    A schedule-free optimizer (:func:`~superconverge.train.runtime.is_schedule_free`) steps in
+    train mode; at each epoch end it is switched to eval mode (the averaged weights, with batch-norm
+    statistics recomputed for them by :func:`recompute_bn_stats`), so evaluation, the epoch-end
+    checkpoint and the model ``fit`` returns hold the weights to use. Checkpoints within an epoch
+    keep train mode (switching would change the run's arithmetic). The optimizer's state holds its
+    mode, and each epoch starts with ``optimizer.train()``, so a resumed run is bitwise the same.
     """
     device = pick_device(options.device)
     precision = resolve_precision(options.precision, device)
@@ -142,8 +150,11 @@ def fit(
     if path and not resume:  # so that a run killed in its first epoch can resume
         _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
     written = 0  # steps this process wrote to steps.jsonl; the first write replaces the file
+    schedule_free = is_schedule_free(optimizer)
     while pos.epoch < epochs:
         net.train()
+        if schedule_free:
+            optimizer.train()  # from the weights an epoch-end checkpoint holds (eval mode) to those it steps from
         sums = list(pos.sums)  # loss * n, correct, n; a resumed epoch keeps its counts
         group_loss = 0.0  # mean over the accumulation group, so the guard sees every batch
         batches = _progress(train(pos.epoch, pos.batch, dist.shard()), per_epoch, pos, options.progress)
@@ -183,6 +194,10 @@ def fit(
                 _save(path, model, optimizer, sched, ema, scaler, pos, history, started)
         train_loss, train_correct, seen = dist.all_sum(torch.tensor(sums, dtype=torch.float64)).tolist()
         row = {"epoch": pos.epoch, "train_loss": train_loss / seen, "train_accuracy": train_correct / seen}
+        if schedule_free:
+            optimizer.eval()
+            recompute_bn_stats(model, train, pos.epoch, device=device, precision=precision,
+                               channels_last=options.channels_last)
         for name, feed in (("val", val), ("test", test)):
             if feed is not None:
                 loss, acc = evaluate(ema.module if ema else model, feed, loss_fn, device=device,
@@ -223,6 +238,31 @@ def evaluate(model: nn.Module, data: Feed, loss_fn: LossFn | None = None, *, dev
     model.train(was_training)
     loss, correct, n = dist.all_sum(sums).tolist()
     return loss / n, correct / n
+
+
+def recompute_bn_stats(model: nn.Module, data: Feed, epoch: int = 0, *, batches: int = 50,
+                       device: torch.device | None = None, precision: Precision = "fp32",
+                       channels_last: bool = True) -> bool:
+    """Replace batch-norm running statistics with those of the model's current weights; False without batch norm.
+
+    A schedule-free optimizer evaluates other weights (eval mode) than those training gathered the
+    statistics for. As its authors advise, the first ``batches`` batches of ``data`` (that epoch's
+    order) are forwarded in train mode without gradients; the statistics are reset first and
+    averaged equally over those batches (torch's ``update_bn``), so no trace of the old ones stays.
+
+    >>> from superconverge.train.feed import ArrayFeed
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4))
+    >>> feed = ArrayFeed(torch.randint(0, 255, (64, 2, 2, 3), dtype=torch.uint8), torch.zeros(64, dtype=torch.long), 16)
+    >>> recompute_bn_stats(net, feed, batches=3), int(net[2].num_batches_tracked)
+    (True, 3)
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in model.modules()):
+        return False
+    device = device or next(model.parameters()).device
+    inputs = (_to(x, device, channels_last) for x, _ in itertools.islice(data(epoch, 0, dist.shard()), batches))
+    with autocast(device, precision):  # the precision training computed its statistics in
+        update_bn(inputs, model)
+    return True
 
 
 def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

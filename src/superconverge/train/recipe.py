@@ -19,7 +19,16 @@ from superconverge import schedules as S
 from superconverge.schedules.base import Schedule
 from superconverge.validate import check_types, did_you_mean
 
-OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "nadam")  # the names build_optimizer takes
+# The optimizers of the lrfree extra (pip install 'superconverge[lrfree]'): name -> package.Class,
+# imported only when one is built. Each takes its package's default lr when none is given.
+LRFREE_OPTIMIZERS = {
+    "sgd-schedulefree": "schedulefree.SGDScheduleFree",  # lr 1.0, no warmup (warmup_epochs adds one)
+    "adamw-schedulefree": "schedulefree.AdamWScheduleFree",  # lr 0.0025
+    "prodigy": "prodigyopt.Prodigy",  # lr 1.0 multiplies the step size it estimates
+    "dadapt-adam": "dadaptation.DAdaptAdam",  # lr 1.0, as prodigy
+}
+SCHEDULE_FREE = ("sgd-schedulefree", "adamw-schedulefree")  # average their weights in place of a schedule
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "nadam", *LRFREE_OPTIMIZERS)  # the names build_optimizer takes
 SCHEDULES = ("one-cycle", "fastai-one-cycle", "step", "multistep", "cosine", "constant", "trapezoid",
              "sgdr", "plateau", "cyclical")
 
@@ -33,7 +42,7 @@ class TrainConfig:
     train_subset: int | None = None  # first N training images of a class-balanced order
     epochs: int = 30
     batch_size: int = 512
-    optimizer: str = "sgd"  # sgd, nesterov, adam, adamw, nadam
+    optimizer: str = "sgd"  # one of OPTIMIZERS
     schedule: str = "one-cycle"
     max_lr: float = 0.8  # peak LR (one-cycle), initial LR (step, cosine, plateau, constant)
     pct_start: float = 0.3
@@ -81,6 +90,15 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)}; "
                              f"choices: {', '.join(OPTIMIZERS)}")
+        if self.optimizer in SCHEDULE_FREE and self.schedule != "constant":
+            raise ValueError(f"{self.optimizer} averages its weights in place of an LR schedule, so it takes "
+                             f"schedule = 'constant' (--schedule constant; warm up with --set warmup_epochs=N), "
+                             f"not {self.schedule}; max_lr is its LR")
+        if self.optimizer in LRFREE_OPTIMIZERS and self.schedule in CYCLE_MOMENTUM:
+            # a cycle is made for an LR a range test found; it would cycle the multiplier (and beta1) instead
+            raise ValueError(f"{self.optimizer} estimates its own step size, which max_lr multiplies (its package's "
+                             f"default: 1.0), so the {self.schedule} schedule would cycle that multiplier: use "
+                             f"--schedule constant or cosine (its authors' advice), with --max-lr 1.0")
         if self.plateau_metric not in PLATEAU_METRICS:
             raise ValueError(f"plateau_metric must be one of {', '.join(PLATEAU_METRICS)}, got "
                              f"{self.plateau_metric!r}{did_you_mean(self.plateau_metric, PLATEAU_METRICS)}")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
+import io
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import torch
 from torch import nn
 
-from superconverge.train.recipe import OPTIMIZERS
+from superconverge.train.recipe import LRFREE_OPTIMIZERS, OPTIMIZERS
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
@@ -77,19 +79,34 @@ def threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class MissingPackageError(ImportError, ValueError):
+    """An optimizer's optional package is not installed (a ValueError too: the command line's bad input)."""
+
+
 def build_optimizer(
     name: str,
     params: Iterable[nn.Parameter] | Iterable[dict],
     *,
-    lr: float,
+    lr: float | None = None,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     beta2: float = 0.999,
 ) -> torch.optim.Optimizer:
-    """SGD (momentum), Nesterov SGD, Adam, AdamW or NAdam by name.
+    """SGD (momentum), Nesterov SGD, Adam, AdamW, NAdam, or one of the lrfree extra's optimizers, by name.
 
     ``momentum`` is SGD's momentum and the Adam family's ``beta1`` (``betas = (momentum, beta2)``),
-    the key a momentum schedule drives in each.
+    the key a momentum schedule drives in each. The torch optimizers need ``lr``; the lrfree
+    ones take their package's default when it is left out (``pip install 'superconverge[lrfree]'``):
+
+    - ``sgd-schedulefree``, ``adamw-schedulefree`` (``schedulefree``): lr 1.0 and 0.0025, no warmup
+      (their authors recommend one: schedule the LR with a warmup in front of a constant). They are
+      returned in train mode; :func:`~superconverge.train.loop.fit` switches them to eval mode
+      (the averaged weights) to evaluate, see :func:`is_schedule_free`.
+    - ``prodigy`` (``prodigyopt``), ``dadapt-adam`` (``dadaptation``): lr 1.0, a multiplier of the step
+      size they estimate. Weight decay as each package has it: decoupled (AdamW's) in prodigy, L2
+      (Adam's) in dadapt-adam.
+
+    The other settings are the packages' defaults, which ``momentum=0.9, beta2=0.999`` match.
 
     >>> build_optimizer("adamw", [torch.nn.Parameter(torch.zeros(1))], lr=1e-3, momentum=0.85).defaults["betas"]
     (0.85, 0.999)
@@ -99,8 +116,46 @@ def build_optimizer(
         close = difflib.get_close_matches(key, OPTIMIZERS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(f"unknown optimizer {name!r}; {hint}choices: {', '.join(OPTIMIZERS)}")
+    if key in LRFREE_OPTIMIZERS:
+        return _build_lrfree(key, params, lr, momentum, weight_decay, beta2)
+    if lr is None:
+        raise ValueError(f"the {key} optimizer needs a learning rate (lr)")
     if key in ("sgd", "nesterov"):
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                nesterov=key == "nesterov")
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "nadam": torch.optim.NAdam}[key]
     return cls(params, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay)
+
+
+def _build_lrfree(key: str, params: Iterable[nn.Parameter] | Iterable[dict], lr: float | None, momentum: float,
+                  weight_decay: float, beta2: float) -> torch.optim.Optimizer:
+    package, cls_name = LRFREE_OPTIMIZERS[key].split(".")
+    try:
+        cls = getattr(importlib.import_module(package), cls_name)
+    except ImportError as err:
+        raise MissingPackageError(f"the {key} optimizer needs the {package} package ({err}): "
+                                  f"pip install 'superconverge[lrfree]' (or pip install {package})",
+                                  name=package) from err
+    settings: dict = {"weight_decay": weight_decay} if lr is None else {"lr": lr, "weight_decay": weight_decay}
+    if key == "sgd-schedulefree":
+        settings["momentum"] = momentum
+    else:
+        settings["betas"] = (momentum, beta2)
+    with contextlib.redirect_stdout(io.StringIO()):  # prodigy prints a notice about its weight decay
+        optimizer = cls(params, **settings)
+    if is_schedule_free(optimizer):
+        optimizer.train()  # ready to step, as every other optimizer is; before any step this only sets a flag
+    return optimizer
+
+
+def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` keeps two sets of weights and must be told which to hold (``schedulefree``).
+
+    Such an optimizer steps in train mode (the weights gradients are taken at) and is evaluated
+    in eval mode (the averaged weights): ``optimizer.train()`` / ``optimizer.eval()`` swap them.
+    Recognised by those two methods, so any of the package's optimizers qualifies.
+
+    >>> is_schedule_free(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    False
+    """
+    return callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
