@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from superconverge.cli import main
 from superconverge.finders import DataCycledWarning
-from superconverge.finders.recipe import lr_find_config
+from superconverge.finders.recipe import lr_find_config, probe_config
 from superconverge.train.recipe import TrainConfig
 
 SMALL = ["--model", "tiny", "--data", "sample", "--train-subset", "640", "--batch-size", "32", "--steps", "30",
@@ -39,7 +39,11 @@ def test_summary_lines_match_the_library_call(tmp_path):
     assert lines[8] == (f"  suggestion     {expected.suggestion:.4g}  (band {expected.band[0]:.4g} to "
                         f"{expected.band[1]:.4g})  {verdict}")
     assert lines[9] == f"  {expected.advice}"
-    assert lines[10] == f"plot: {plot}"
+    probed = probe_config(TrainConfig(model="tiny", train_subset=640, batch_size=32, threads=2), expected.suggestion)
+    assert lines[10] == "  probes (50-step 1cycles, held-out loss): " + ", ".join(
+        f"{c:.3g} -> {v:.4g}" for c, v in zip(probed.candidates, probed.losses))
+    assert lines[11] == f"  max_lr {probed.pick:.4g} (the probes' pick)"
+    assert lines[12] == f"plot: {plot}"
     assert plot.stat().st_size > 10_000
 
 
@@ -52,6 +56,8 @@ def test_json_holds_the_curve_and_the_suggestions():
     assert set(data["suggestions"]) == {"minimum_div10", "steepest", "valley", "minimum", "turn"}
     assert data["band"][0] <= data["suggestion"] <= data["band"][1]
     assert data["config"]["model"] == "tiny" and data["config"]["batch_size"] == 32
+    assert data["probe"]["candidates"][0] == data["suggestion"]
+    assert data["probe"]["pick"] in data["probe"]["candidates"]
 
 
 def test_several_weight_decays_sweep_each_and_pick_one():
@@ -64,7 +70,8 @@ def test_several_weight_decays_sweep_each_and_pick_one():
     assert data["reason"].startswith(f"weight decay {data['pick']:g} is the largest")
     table = lr_find(*SMALL, "--weight-decay", "0,1e-3").stdout.splitlines()
     assert table[2] == "  weight decay  suggestion  band                  reliable  steps"
-    assert table[-2] == f"  pick: weight decay {data['pick']:g}, max_lr {data['max_lr']:.4g}"
+    assert table[-4] == f"  pick: weight decay {data['pick']:g}, max_lr {data['max_lr']:.4g}"
+    assert table[-1] == f"  max_lr {data['probe']['pick']:.4g} (the probes' pick)"  # the probes start from it
 
 
 def test_running_out_of_data_is_a_warning_on_stderr():

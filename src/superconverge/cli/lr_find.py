@@ -45,19 +45,23 @@ def echo_warnings(caught: list[warnings.WarningMessage]) -> None:
 @click.option("--accumulate", type=int, default=1, show_default=True, help="Batches per optimizer step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="Intra-op threads (default: torch's choice).")
+@click.option("--probes", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Then train this many 50-step 1cycles (the suggestion, /3, /9, ...) and pick the lowest "
+                   "held-out loss as max_lr (0: the range test alone).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw the curve(s) to a PNG file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the curve(s) and suggestions as JSON.")
 def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_size: int, weight_decay: str,
                 steps: int, start_lr: float, end_lr: float, mode: str, optimizer: str, momentum: float,
-                accumulate: int, seed: int, threads: int | None, plot: Path | None, as_json: bool) -> None:
+                accumulate: int, seed: int, threads: int | None, probes: int, plot: Path | None, as_json: bool) -> None:
     """Sweep the LR up over a short run and suggest 1cycle's peak LR (max_lr).
 
     With several weight decays, one sweep runs per value from the same weights and the largest
     weight decay that still allows a high LR is picked.
     """
     from superconverge.finders.lr_range import LRFindResult
-    from superconverge.finders.recipe import lr_find_config
+    from superconverge.finders.recipe import lr_find_config, probe_config
     from superconverge.train.cifar import default_data
+    from superconverge.train.run import load_data
     from superconverge.train.recipe import TrainConfig
 
     wds = parse_floats(weight_decay, "--weight-decay")
@@ -69,12 +73,18 @@ def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_si
                          accumulate=accumulate, seed=seed, threads=threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        found = lr_find_config(config, weight_decays=wds, steps=steps, start_lr=start_lr, end_lr=end_lr, mode=mode)
+        loaded = load_data(data)
+        found = lr_find_config(config, weight_decays=wds, steps=steps, start_lr=start_lr, end_lr=end_lr, mode=mode,
+                               data=loaded)
+        single = isinstance(found, LRFindResult)
+        probed = probe_config(config, found.suggestion if single else found.max_lr, momentum=momentum, data=loaded,
+                              weight_decay=wds[0] if single else found.pick, probes=probes) if probes else None
     echo_warnings(caught)
     if plot:
         plot = found.plot(plot)
     if as_json:
         out = found.to_dict()
+        out["probe"] = probed.to_dict() if probed else None  # its "pick" is the max_lr to train with
         out["config"] = {"model": model, "data": data, "train_subset": train_subset, "batch_size": batch_size,
                          "optimizer": optimizer, "momentum": momentum, "accumulate": accumulate, "seed": seed}
         click.echo(json.dumps(out, allow_nan=False))
@@ -99,5 +109,10 @@ def lr_find_cmd(model: str, data: str | None, train_subset: int | None, batch_si
             click.echo(f"  {wd:<14g}{r.suggestion:<12.4g}{band:<22}{'yes' if r.reliable else 'no':<10}{r.steps}")
         click.echo(f"  pick: weight decay {found.pick:g}, max_lr {found.max_lr:.4g}")
         click.echo(f"  {found.reason}")
+    if probed:
+        click.echo(f"  probes ({probed.steps}-step 1cycles, held-out loss): "
+                   + ", ".join(f"{c:.3g} -> {v:.4g}" for c, v in zip(probed.candidates, probed.losses)))
+    click.echo(f"  max_lr {probed.pick if probed else (first.suggestion if single else found.max_lr):.4g}"
+               + (" (the probes' pick)" if probed else " (the range test's suggestion)"))
     if plot:
         click.echo(f"plot: {plot}")

@@ -31,7 +31,7 @@ def fresh_dir(base: Path) -> Path:
 def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int | None, quiet: bool) -> None:
     """Find a learning rate, train a small ResNet with 1cycle on the shipped sample, plot it all."""
     from superconverge.finders.lr_range import DataCycledWarning
-    from superconverge.finders.recipe import lr_find_config
+    from superconverge.finders.recipe import lr_find_config, probe_config
     from superconverge.train import run
     from superconverge.train.recipe import TrainConfig
 
@@ -43,11 +43,15 @@ def quickstart(out: str, model: str, epochs: int, batch_size: int, threads: int 
         warnings.simplefilter("ignore", DataCycledWarning)
         # tune's sweep: the run's model, data and optimizer at 1cycle's momentum at the peak LR
         found = lr_find_config(config, momentum=config.base_momentum, data=data, steps=100)
+        probed = probe_config(config, found.suggestion, momentum=config.base_momentum, data=data)
     click.echo(f"LR range test ({found.steps} steps, {found.seconds:.0f} s): suggested peak LR "
                f"{found.suggestion:.3g} (band {found.band[0]:.3g} to {found.band[1]:.3g})")
     if not found.reliable:
         click.echo(f"  note: {found.advice}")
-    config = config.replace(max_lr=float(found.suggestion))
+    click.echo(f"probes ({probed.steps}-step 1cycles, held-out loss): "
+               + ", ".join(f"{c:.3g} -> {v:.3f}" for c, v in zip(probed.candidates, probed.losses))
+               + f"; peak LR {probed.pick:.3g}")
+    config = config.replace(max_lr=float(probed.pick))
     click.echo(f"training {model} for {epochs} epochs with 1cycle, peak LR {config.max_lr:.3g}, "
                f"momentum 0.95 -> 0.85 -> 0.95")
     show = None if quiet else (lambda row: click.echo(

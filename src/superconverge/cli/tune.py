@@ -27,13 +27,17 @@ from superconverge.cli.lr_find import echo_warnings, parse_floats
 @click.option("--steps", type=int, default=100, show_default=True, help="Optimizer steps per LR range test.")
 @click.option("--start-lr", type=float, default=1e-7, show_default=True)
 @click.option("--end-lr", type=float, default=10.0, show_default=True)
+@click.option("--probes", type=click.IntRange(min=0), default=3, show_default=True,
+              help="After the range test, this many 50-step 1cycle probes (its suggestion, /3, /9) pick max_lr "
+                   "by held-out loss (0: the range test's suggestion).")
 @click.option("--optimizer", default="sgd", show_default=True, help="sgd, nesterov, adam, adamw or nadam.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="Intra-op threads (default: torch's choice).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def tune_cmd(model: str, data: str | None, out: Path, plots: Path | None, epochs: int, train_subset: int | None,
              batch_size: int | None, max_batch: int, memory_budget: float | None, weight_decays: str, steps: int,
-             start_lr: float, end_lr: float, optimizer: str, seed: int, threads: int | None, force: bool) -> None:
+             start_lr: float, end_lr: float, probes: int, optimizer: str, seed: int, threads: int | None,
+             force: bool) -> None:
     """Find batch size, weight decay and max_lr; write a ready one-cycle config.
 
     Smith's order: the largest batch that fits, then the largest weight decay that still allows
@@ -53,7 +57,7 @@ def tune_cmd(model: str, data: str | None, out: Path, plots: Path | None, epochs
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tuned = tune(config, weight_decays=wds, batch_size=batch_size, max_batch=max_batch,
-                     memory_budget_bytes=budget, steps=steps, start_lr=start_lr, end_lr=end_lr)
+                     memory_budget_bytes=budget, steps=steps, start_lr=start_lr, end_lr=end_lr, probes=probes)
     echo_warnings(caught)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_toml(tuned.config, tuned.comment))

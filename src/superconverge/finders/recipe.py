@@ -13,6 +13,7 @@ at its peak LR, which is the LR being looked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain, count
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,16 +25,18 @@ from superconverge import __version__
 from superconverge.finders.batch_size import BatchSizeResult, find_batch_size
 from superconverge.finders.lr_range import LRFindResult, lr_find
 from superconverge.finders.memory import gib
+from superconverge.finders.probe import ProbeResult, candidates, probe
 from superconverge.finders.weight_decay import WDSweepResult, wd_sweep
 from superconverge.train.cifar import Cifar10
 from superconverge.train.loop import cross_entropy
 from superconverge.train.models import build_model
 from superconverge.train.recipe import TrainConfig
 from superconverge.train.run import feeds, load_data
-from superconverge.train.runtime import build_optimizer, threads
+from superconverge.train.runtime import build_optimizer, pick_device, threads
 
 DEFAULT_WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3)  # Smith's and Gugger's grid
 MIN_STEPS_PER_EPOCH = 8  # tune keeps at least this many optimizer steps per epoch
+PROBE_STEPS = 50  # optimizer steps per probe: three cost 1.5x a 100-step range test
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Tuned:
     comment: str
     batch: BatchSizeResult | None
     sweep: WDSweepResult
+    probe: ProbeResult | None = None
 
 
 def _model(config: TrainConfig, classes: int) -> nn.Module:
@@ -85,9 +89,24 @@ def lr_find_config(config: TrainConfig, *, weight_decays: Sequence[float] | None
                         _loss(config), train, weight_decays, **kwargs)
 
 
+def probe_config(config: TrainConfig, suggestion: float, *, weight_decay: float | None = None,
+                 momentum: float | None = None, data: Cifar10 | None = None, probes: int = 3,
+                 steps: int = PROBE_STEPS) -> ProbeResult:
+    """The range test's second stage on the run's own model and data: ``probes`` short 1cycles at the
+    suggestion and each 3x lower (:func:`~superconverge.finders.probe.probe`), picked by held-out loss."""
+    data = data if data is not None else load_data(config.data)
+    train, _ = feeds(config, data)
+    batches = chain.from_iterable(train(epoch) for epoch in count())  # fresh augmented batches, epoch after epoch
+    wd = config.weight_decay if weight_decay is None else weight_decay
+    with threads(config.threads):
+        model = _model(config, len(data.classes)).to(pick_device(config.device))
+        optimizer = _optimizer(config, config.momentum if momentum is None else momentum, model, wd)
+        return probe(model, optimizer, _loss(config), batches, candidates(suggestion, probes), steps=steps)
+
+
 def tune(config: TrainConfig, *, weight_decays: Sequence[float] = DEFAULT_WEIGHT_DECAYS,
          batch_size: int | None = None, max_batch: int = 512, memory_budget_bytes: int | None = None,
-         steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0) -> Tuned:
+         steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0, probes: int = 3) -> Tuned:
     """Batch size, then weight decay and 1cycle's peak LR, as a ready config (schedule ``one-cycle``).
 
     With ``batch_size`` the batch search is skipped. The search is capped at ``max_batch`` and
@@ -115,12 +134,18 @@ def tune(config: TrainConfig, *, weight_decays: Sequence[float] = DEFAULT_WEIGHT
     if isinstance(sweep, LRFindResult):  # a single weight decay: a sweep of one
         sweep = WDSweepResult((float(weight_decays[0]),), (sweep,), float(weight_decays[0]), sweep.suggestion,
                               f"weight decay {float(weight_decays[0]):g} was the only value given.")
-    tuned = config.replace(schedule="one-cycle", max_lr=sweep.max_lr, weight_decay=sweep.pick, cycle_momentum=True)
-    return Tuned(tuned, _comment(tuned, n_train, batch, max_batch, sweep, steps, start_lr, end_lr), batch, sweep)
+    max_lr, probed = sweep.max_lr, None
+    if probes:
+        probed = probe_config(config, sweep.max_lr, weight_decay=sweep.pick, momentum=config.base_momentum, data=data,
+                              probes=probes)
+        max_lr = probed.pick
+    tuned = config.replace(schedule="one-cycle", max_lr=max_lr, weight_decay=sweep.pick, cycle_momentum=True)
+    comment = _comment(tuned, n_train, batch, max_batch, sweep, steps, start_lr, end_lr, probed)
+    return Tuned(tuned, comment, batch, sweep, probed)
 
 
 def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, max_batch: int,
-             sweep: WDSweepResult, steps: int, start_lr: float, end_lr: float) -> str:
+             sweep: WDSweepResult, steps: int, start_lr: float, end_lr: float, probed: ProbeResult | None) -> str:
     best = sweep.best
     names = ", ".join(f"{k} {v:.3g}" for k, v in best.suggestions.items())
     if batch is None:
@@ -142,12 +167,15 @@ def _comment(config: TrainConfig, n_train: int, batch: BatchSizeResult | None, m
         f"batch_size = {config.batch_size}: {how_batch}",
         f"weight_decay = {config.weight_decay:g}: one LR range test per value of "
         f"{', '.join(f'{w:g}' for w in sweep.weight_decays)}; {sweep.reason}",
-        f"max_lr = {config.max_lr:.4g}: 1cycle's peak{per}, just below where the loss stopped falling in the LR "
-        f"range test at that weight decay ({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch "
-        f"{config.batch_size}, momentum {config.base_momentum:g}). Markers: {names}; band {best.band[0]:.3g} "
-        f"(cautious) to {best.band[1]:.3g} (where the loss turns up); "
+        f"max_lr = {config.max_lr:.4g}: 1cycle's peak{per}. The LR range test at that weight decay "
+        f"({best.steps} of {steps} steps from {start_lr:g} to {end_lr:g}, batch {config.batch_size}, momentum "
+        f"{config.base_momentum:g}) suggested {sweep.max_lr:.4g}, just below where the loss stopped falling. "
+        f"Markers: {names}; band {best.band[0]:.3g} (cautious) to {best.band[1]:.3g} (where the loss turns up); "
         f"{'reliable' if best.reliable else 'NOT reliable'}.",
         f"  {best.advice}",
+        *([f"  Probes ({probed.steps}-step 1cycles, held-out loss): "
+           + ", ".join(f"{c:.3g} -> {v:.4g}" for c, v in zip(probed.candidates, probed.losses))
+           + f"; picked {probed.pick:.4g}."] if probed else []),
         f"base_momentum, max_momentum = {config.base_momentum:g}, {config.max_momentum:g}: Smith's cyclical "
         "momentum, falling while the LR rises; the sweeps ran at the base value, the momentum at the peak LR.",
         f"epochs = {config.epochs}, pct_start = {config.pct_start:g}, div_factor = {config.div_factor:g}: "
