@@ -48,6 +48,7 @@ RESULTS = Path(__file__).parent / "results" / "finder_suite.jsonl"
 SEEDS = 3
 FINDER_STEPS = 100
 PROBE_STEPS = 50  # per probe: 3 probes cost 1.5x the finder's 100 steps
+PROBED = FINDER_STEPS + 3 * PROBE_STEPS  # the finder-and-probes pipeline's steps before training
 DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-3}
 LR_FREE = ("adamw-schedulefree", "sgd-schedulefree", "prodigy", "dadapt-adam")
 GOAL = {"accuracy": 1.0, "loss": 5.0}  # points of accuracy / percent of excess loss
@@ -138,14 +139,15 @@ def run_job(job: dict) -> dict:
     elif kind in ("grid", "suggested"):
         out = train(task, job["seed"], task.optimizer, job["lr"], steps, schedule=True)
     elif kind == "default":
-        out = train(task, job["seed"], task.optimizer, job["lr"], steps + FINDER_STEPS, schedule=True)
+        out = train(task, job["seed"], task.optimizer, job["lr"], steps + job.get("extra", FINDER_STEPS), schedule=True)
     else:  # an LR-free optimizer at its defaults, no schedule
-        out = train(task, job["seed"], job["optimizer"], None, steps + FINDER_STEPS, schedule=False)
+        out = train(task, job["seed"], job["optimizer"], None, steps + job.get("extra", FINDER_STEPS), schedule=False)
     return {**job, **out, "seconds": time.perf_counter() - started}
 
 
 def key(job: dict) -> str:
-    return json.dumps({k: job[k] for k in ("kind", "task", "seed", "lr", "optimizer") if k in job}, sort_keys=True)
+    return json.dumps({k: job[k] for k in ("kind", "task", "seed", "lr", "optimizer", "extra") if k in job},
+                      sort_keys=True)
 
 
 def load() -> list[dict]:
@@ -167,6 +169,12 @@ def pending(tasks: list[Task], seeds: int, done: list[dict]) -> list[dict]:
                 jobs.append({"kind": "suggested", "task": t.name, "seed": s, "lr": suggestion[(t.name, s)]})
                 jobs.append({"kind": "probed", "task": t.name, "seed": s, "lr": suggestion[(t.name, s)]})
             jobs += [{"kind": "lrfree", "task": t.name, "seed": s, "optimizer": o} for o in LR_FREE if installed(o)]
+            # the same at the probed pipeline's budget (finder + three probes), and at T alone
+            for extra in (PROBED, 0):
+                jobs.append({"kind": "default", "task": t.name, "seed": s, "lr": DEFAULT_LR[t.optimizer],
+                             "extra": extra})
+                jobs += [{"kind": "lrfree", "task": t.name, "seed": s, "optimizer": o, "extra": extra}
+                         for o in LR_FREE if installed(o)]
     return [j for j in jobs if key(j) not in have]
 
 
@@ -182,7 +190,7 @@ def run(tasks: list[Task], seeds: int, workers: int) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for phase in (1, 2):  # the suggestion runs need the finder's result first
         jobs = pending(tasks, seeds, load())
-        jobs.sort(key=lambda j: -BY_NAME[j["task"]].epochs * BY_NAME[j["task"]].steps_per_epoch())
+        jobs.sort(key=lambda j: (j.get("extra") == 0, -BY_NAME[j["task"]].epochs * BY_NAME[j["task"]].steps_per_epoch()))
         print(f"phase {phase}: {len(jobs)} jobs on {workers} workers", flush=True)
         with mp.get_context("spawn").Pool(workers) as pool, RESULTS.open("a") as f:
             for i, result in enumerate(pool.imap_unordered(run_job, jobs), 1):
@@ -208,11 +216,13 @@ def interpolate(task: Task, means: dict[float, float], lr: float) -> float:
     return float(np.interp(math.log(lr), [math.log(v) for v in lrs], [means[v] for v in lrs]))
 
 
-RULES = ("consensus", "minimum_div10", "steepest", "valley", "minimum", "turn")
+RULES = ("probe", "consensus", "minimum_div10", "steepest", "valley", "minimum", "turn")
 FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0)
 
 
 def rule_value(finder: dict, rule: str) -> float:
+    if rule == "probe":
+        return finder["probe_pick"]
     if rule == "consensus":
         return finder["suggestion"]
     return finder["suggestions"].get(rule) or suggest.suggest_all(finder["lrs"], finder["losses"])[rule]
@@ -234,15 +244,15 @@ def analyze(results: list[dict]) -> str:
         ses = {lr: float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan for lr, v in grid.items()}
         pick = (max if task.metric == "accuracy" else min)(means, key=means.get)
         edge = pick in (min(means), max(means))
-        finders = sorted(by[(task.name, "finder")], key=lambda r: r["seed"])
+        picks = {r["seed"]: r["probe"]["pick"] for r in by[(task.name, "probed")]}
+        finders = [{**f, "probe_pick": picks.get(f["seed"])}
+                   for f in sorted(by[(task.name, "finder")], key=lambda r: r["seed"])]
         suggested = [r["score"] for r in by[(task.name, "suggested")]]
         probed_scores = [r["score"] for r in by[(task.name, "probed")]]
         rows[task.name] = dict(task=task, means=means, ses=ses, best=pick, edge=edge, finders=finders,
                                suggested=suggested, probed=probed_scores,
                                picks=[r["probe"]["pick"] for r in by[(task.name, "probed")]],
-                               default=[r["score"] for r in by[(task.name, "default")]],
-                               lrfree={o: [r["score"] for r in by[(task.name, "lrfree")] if r["optimizer"] == o]
-                                       for o in LR_FREE})
+                               )
     lines += ["### The shipped suggestion, trained (out of sample)", "",
               "| task | family | metric | grid best (LR) | its s.e. | suggestion (median of seeds) | reliable | "
               "score at suggestion | gap | goal met |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -271,7 +281,7 @@ def analyze(results: list[dict]) -> str:
             per = {}
             for name, row in rows.items():
                 t = row["task"]
-                if not row["finders"]:
+                if not row["finders"] or (rule == "probe" and len(row["picks"]) < len(row["finders"])):
                     continue
                 values = [interpolate(t, row["means"], factor * rule_value(f, rule)) for f in row["finders"]]
                 per[name] = gap(t, row["means"][row["best"]], float(np.mean(values))) / GOAL[t.metric]
@@ -294,15 +304,31 @@ def analyze(results: list[dict]) -> str:
     for k in sorted(table, key=lambda k: np.mean([max(v, 0) for v in table[k].values()]))[:8]:
         v = list(table[k].values())
         lines.append(f"| {k[0]} x {k[1]:g} | {np.mean(v):+.2f} | {max(v):+.2f} | {sum(x <= 1 for x in v)}/{len(v)} |")
-    lines += ["", "### Against a default LR and the LR-free optimizers, equal budget", "",
-              "| task | grid best | finder + 1cycle | finder + probes + 1cycle | default LR + 1cycle | "
-              + " | ".join(LR_FREE) + " |", "|---|---|---|---|---|" + "---|" * len(LR_FREE)]
-    for name, row in rows.items():
-        cells = [row["means"][row["best"]], np.mean(row["suggested"]) if row["suggested"] else math.nan,
-                 np.mean(row["probed"]) if row["probed"] else math.nan,
-                 np.mean(row["default"]) if row["default"] else math.nan]
-        cells += [np.mean(row["lrfree"][o]) if row["lrfree"][o] else math.nan for o in LR_FREE]
-        lines.append(f"| {name} | " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+    for extra, mine, label in ((FINDER_STEPS, "suggested", "finder + 1cycle"),
+                               (PROBED, "probed", "finder + probes + 1cycle"),
+                               (0, "probed", "finder + probes + 1cycle, its overhead not counted")):
+        lines += ["", f"### {label} against a default LR and the LR-free optimizers at its budget (T + {extra} steps)",
+                  "", f"| task | grid best (T steps) | {label} | default LR + 1cycle | " + " | ".join(LR_FREE)
+                  + " | best LR-free | matched |", "|---|---|---|---|" + "---|" * len(LR_FREE) + "---|---|"]
+        matched = 0
+        for name, row in rows.items():
+            t = row["task"]
+
+            def mean(kind: str, optimizer: str | None = None) -> float:
+                v = [r["score"] for r in by[(name, kind)] if r.get("extra", FINDER_STEPS) == extra
+                     and (optimizer is None or r.get("optimizer") == optimizer)]
+                return float(np.mean(v)) if v else math.nan
+
+            ours = float(np.mean(row[mine])) if row[mine] else math.nan
+            free = [mean("lrfree", o) for o in LR_FREE]
+            better = max if t.metric == "accuracy" else min
+            best_free = better([v for v in free if math.isfinite(v)], default=math.nan)
+            ok = gap(t, ours, best_free) >= -GOAL[t.metric] / 2  # within half the goal of the best LR-free
+            matched += ok
+            cells = [row["means"][row["best"]], ours, mean("default"), *free, best_free]
+            lines.append(f"| {name} | " + " | ".join(f"{c:.4g}" for c in cells) + f" | {'yes' if ok else 'no'} |")
+        lines.append(f"\n{label} matches the best LR-free optimizer (within half the goal) on {matched}/{len(rows)} "
+                     "tasks.")
     return "\n".join(lines)
 
 
