@@ -26,6 +26,7 @@ def main(out: str) -> None:
                   test=ArrayFeed(*blobs(seed=5), 64, shuffle=False),
                   options=FitOptions(progress=False, precision="fp32"))
     torch.save({"model": model.state_dict(), "epochs": history.epochs}, f"{out}.rank{distributed.rank()}")
+    torch.distributed.barrier()  # both ranks done before either tears gloo down
     torch.distributed.destroy_process_group()
 
 

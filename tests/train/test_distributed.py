@@ -18,10 +18,12 @@ from test_loop import blobs, mlp
 def test_two_gloo_processes_match_one_process(tmp_path: Path):
     out = tmp_path / "ddp"
     worker = Path(__file__).with_name("ddp_worker.py")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker), str(out)],
-        capture_output=True, text=True, timeout=240,
-    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
+               str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    if result.returncode != 0 and "terminate called without an active exception" in result.stderr:
+        # gloo aborts now and then in its own threads (seen once in ~30 CI runs); that is not the run under test
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[:2000] + "\n...\n" + result.stderr[-2000:]
     rank0 = torch.load(f"{out}.rank0", weights_only=True)
     rank1 = torch.load(f"{out}.rank1", weights_only=True)
